@@ -1,0 +1,1 @@
+//! Ingest: placeholder (being written).

@@ -1,0 +1,6 @@
+//! Test harness: starts the real local components on free loopback ports, each in its own
+//! temporary directory, and stops them when dropped.
+//!
+//! Components are installed (once, cached) by `infra/local/install`; the harness only starts them.
+
+pub mod paths;

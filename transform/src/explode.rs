@@ -1,0 +1,421 @@
+//! The semantics: a validated [`Profile`] → per-function flat/cum for every sample type, the
+//! profile-level facts, and (on request) the distinct stacks.
+//!
+//! The numbers are those of `go tool pprof -top` at its default, function granularity
+//! (google/pprof `internal/graph` over a profile aggregated with `Profile.Aggregate(inline,
+//! function=true, filename=false, linenumber=false, address=false)`):
+//!
+//! - A location expands to one *node* per line, `Line[0]` being the innermost inlined function;
+//!   a location without lines (or a line without a function) is one node.
+//! - A node is named by its function name. With no function name the name is that of the
+//!   location's mapping file in brackets (`[libc.so.6]`, its base name) or `<unknown>`; addresses
+//!   are dropped at function granularity, so unsymbolized frames of one binary become one node.
+//! - **flat**: the sample's value goes to the first node of its first location (the leaf).
+//! - **cum**: every distinct node on the sample's stack gets the value once, so recursion and
+//!   inlined frames of the same function are not double counted.
+//!
+//! The inner loop touches only dense integer arrays: names are interned up front, each location
+//! is pre-expanded into its node list, and "seen in this sample" is a stamp per node.
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::pprof::{Profile, SampleType};
+
+/// What to compute besides per-function values.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExplodeOptions {
+    /// Also aggregate distinct stacks (for flame graphs and merged pprof).
+    pub stacks: bool,
+    /// Also compute pprof's per-node inline markers (`(inline)`, `(partial-inline)`).
+    pub inline_marks: bool,
+}
+
+/// Profile-level facts.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProfileFacts {
+    pub time_nanos: i64,
+    pub duration_nanos: i64,
+    pub period_type: Option<SampleType>,
+    pub period: i64,
+    pub sample_types: Vec<SampleType>,
+    /// Index into `sample_types` of the type `go tool pprof` shows by default.
+    pub default_sample_type: usize,
+    /// Sum of all sample values, per sample type.
+    pub totals: Vec<i64>,
+    pub sample_count: u64,
+    /// Distinct sample label keys, sorted.
+    pub label_keys: Vec<String>,
+    /// Decompressed protobuf size in bytes.
+    pub decoded_bytes: u64,
+}
+
+/// One distinct stack: frames leaf → root (inlined frames expanded), values per sample type.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// xxh3-64 over the little-endian xxh3-64 hashes of the frame names, leaf first. Stable
+    /// across processes and versions: the same frames always give the same hash.
+    pub hash: u64,
+    /// Node ids (indexes into [`Exploded::names`]), leaf first.
+    pub frames: Vec<u32>,
+    pub values: Vec<i64>,
+}
+
+/// The exploded profile.
+#[derive(Debug, Clone)]
+pub struct Exploded {
+    pub facts: ProfileFacts,
+    /// Function (node) names; a node id indexes this.
+    pub names: Vec<Bytes>,
+    /// `flat[node * k + t]` for `k` sample types.
+    pub flat: Vec<i64>,
+    /// `cum[node * k + t]`.
+    pub cum: Vec<i64>,
+    /// Distinct stacks, when asked for.
+    pub stacks: Vec<Stack>,
+    /// `inline_marks[node * k + t]`, when asked for (empty otherwise).
+    pub inline_marks: Vec<InlineMark>,
+}
+
+/// How pprof labels a node in its reports: by whether the calls into it were inlined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InlineMark {
+    /// Not inlined at any call site (or a root): no label.
+    #[default]
+    None,
+    /// Inlined at every call site: pprof prints ` (inline)`.
+    Inline,
+    /// Inlined at some call sites and called at others: pprof prints ` (partial-inline)`.
+    Partial,
+}
+
+/// pprof's inline labels, computed the way `internal/graph` does: an edge caller→callee is
+/// inline when the callee is an inlined line of the same location, and stays inline only if
+/// every sample's first (root-most) occurrence of that edge is inline; a node is `(inline)`
+/// when some incoming edge is inline, `(partial-inline)` when also some is not. Edges are kept
+/// per sample type, since pprof builds one graph per sample type and skips zero-valued samples.
+/// Only edges into nodes that are inlined somewhere are tracked: no other node can be labelled.
+struct InlineMarks {
+    enabled: bool,
+    k: usize,
+    inlinable: Vec<bool>,
+    edges: HashMap<(u32, u32), u32>,
+    edge_child: Vec<u32>,
+    edge_stamp: Vec<u32>,
+    /// `[edge * k + t]`: 0 unseen, 1 inline so far, 2 seen non-inline.
+    edge_state: Vec<u8>,
+    n_nodes: usize,
+}
+
+impl InlineMarks {
+    fn new(enabled: bool, n_nodes: usize, k: usize, loc_start: &[u32], loc_nodes: &[u32]) -> Self {
+        let mut inlinable = vec![false; if enabled { n_nodes } else { 0 }];
+        if enabled {
+            for w in loc_start.windows(2) {
+                let nodes = &loc_nodes[w[0] as usize..w[1] as usize];
+                for &n in nodes.iter().take(nodes.len().saturating_sub(1)) {
+                    inlinable[n as usize] = true;
+                }
+            }
+        }
+        InlineMarks { enabled, k, inlinable, edges: HashMap::new(), edge_child: Vec::new(), edge_stamp: Vec::new(), edge_state: Vec::new(), n_nodes }
+    }
+
+    #[inline]
+    fn edge(&mut self, parent: u32, child: u32, inline: bool, stamp: u32, v: &[i64]) {
+        if parent == u32::MAX || parent == child || !self.inlinable[child as usize] {
+            return;
+        }
+        let next = self.edge_child.len() as u32;
+        let e = *self.edges.entry((parent, child)).or_insert(next) as usize;
+        if e == self.edge_child.len() {
+            self.edge_child.push(child);
+            self.edge_stamp.push(0);
+            self.edge_state.extend(std::iter::repeat_n(0u8, self.k));
+        }
+        if self.edge_stamp[e] == stamp {
+            return;
+        }
+        self.edge_stamp[e] = stamp;
+        for (t, &x) in v.iter().enumerate() {
+            if x == 0 {
+                continue;
+            }
+            let st = &mut self.edge_state[e * self.k + t];
+            *st = if !inline { 2 } else if *st == 0 { 1 } else { *st };
+        }
+    }
+
+    fn finish(self) -> Vec<InlineMark> {
+        if !self.enabled {
+            return Vec::new();
+        }
+        let k = self.k;
+        // bit 1: some inline in-edge; bit 2: some non-inline in-edge.
+        let mut bits = vec![0u8; self.n_nodes * k];
+        for (e, &child) in self.edge_child.iter().enumerate() {
+            for t in 0..k {
+                match self.edge_state[e * k + t] {
+                    1 => bits[child as usize * k + t] |= 1,
+                    2 => bits[child as usize * k + t] |= 2,
+                    _ => {}
+                }
+            }
+        }
+        bits.into_iter()
+            .map(|b| match b {
+                1 => InlineMark::Inline,
+                3 => InlineMark::Partial,
+                _ => InlineMark::None,
+            })
+            .collect()
+    }
+}
+
+/// One output row: a function's flat and cum for one sample type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionRow<'a> {
+    pub sample_type: usize,
+    pub function: &'a [u8],
+    pub flat: i64,
+    pub cum: i64,
+    /// pprof's inline label (always `None` unless explode computed the marks).
+    pub mark: InlineMark,
+}
+
+impl Exploded {
+    fn k(&self) -> usize {
+        self.facts.sample_types.len()
+    }
+
+    /// Rows with non-zero flat or cum for sample type `t`, ordered like `pprof -top`:
+    /// |flat| descending, then name, then |cum| descending.
+    pub fn rows(&self, t: usize) -> Vec<FunctionRow<'_>> {
+        let k = self.k();
+        let mut rows: Vec<FunctionRow<'_>> = (0..self.names.len())
+            .filter_map(|n| {
+                let (flat, cum) = (self.flat[n * k + t], self.cum[n * k + t]);
+                let mark = self.inline_marks.get(n * k + t).copied().unwrap_or_default();
+                (flat != 0 || cum != 0).then(|| FunctionRow { sample_type: t, function: &self.names[n], flat, cum, mark })
+            })
+            .collect();
+        sort_rows(&mut rows, false);
+        rows
+    }
+
+    /// All rows, sample type by sample type.
+    pub fn all_rows(&self) -> Vec<FunctionRow<'_>> {
+        (0..self.k()).flat_map(|t| self.rows(t)).collect()
+    }
+}
+
+/// Sorts like `pprof -top` (`cum == false`: flat order) or `pprof -top -cum`.
+pub fn sort_rows(rows: &mut [FunctionRow<'_>], cum: bool) {
+    rows.sort_by(|a, b| {
+        let (pa, sa, pb, sb) = if cum {
+            (a.cum.unsigned_abs(), a.flat.unsigned_abs(), b.cum.unsigned_abs(), b.flat.unsigned_abs())
+        } else {
+            (a.flat.unsigned_abs(), a.cum.unsigned_abs(), b.flat.unsigned_abs(), b.cum.unsigned_abs())
+        };
+        pb.cmp(&pa).then_with(|| a.function.cmp(b.function)).then_with(|| sb.cmp(&sa))
+    });
+}
+
+/// The name pprof gives a node without a function name: `[base(mapping file)]` or `<unknown>`.
+fn unnamed_node(profile: &Profile, mapping_id: u64) -> Bytes {
+    let file = profile
+        .mappings
+        .get(mapping_id)
+        .map(|i| profile.str(profile.raw.mapping[i].filename).clone())
+        .unwrap_or_default();
+    if file.is_empty() {
+        return Bytes::from_static(b"<unknown>");
+    }
+    let mut name = Vec::with_capacity(file.len() + 2);
+    name.push(b'[');
+    name.extend_from_slice(go_filepath_base(&file));
+    name.push(b']');
+    Bytes::from(name)
+}
+
+/// Go's `filepath.Base` on Unix: the last element, trailing slashes removed ("/" for all-slash).
+fn go_filepath_base(path: &[u8]) -> &[u8] {
+    let trimmed = {
+        let mut end = path.len();
+        while end > 0 && path[end - 1] == b'/' {
+            end -= 1;
+        }
+        &path[..end]
+    };
+    if trimmed.is_empty() {
+        return if path.is_empty() { b"." } else { b"/" };
+    }
+    match trimmed.iter().rposition(|&c| c == b'/') {
+        Some(i) => &trimmed[i + 1..],
+        None => trimmed,
+    }
+}
+
+/// Interns node names.
+struct Names {
+    ids: HashMap<Bytes, u32>,
+    names: Vec<Bytes>,
+}
+
+impl Names {
+    fn intern(&mut self, name: &Bytes) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.ids.insert(name.clone(), id);
+        self.names.push(name.clone());
+        id
+    }
+}
+
+/// Explodes a validated profile.
+pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
+    let raw = &profile.raw;
+    let k = raw.sample_type.len();
+    let mut names = Names { ids: HashMap::with_capacity(raw.function.len() + 8), names: Vec::with_capacity(raw.function.len() + 8) };
+
+    // Function position → node id (None: the function has no name; named per location).
+    let func_node: Vec<Option<u32>> = raw
+        .function
+        .iter()
+        .map(|f| {
+            let name = profile.str(f.name);
+            (!name.is_empty()).then(|| names.intern(name))
+        })
+        .collect();
+
+    // Location position → its node ids, Line[0] (innermost) first.
+    let mut loc_start: Vec<u32> = Vec::with_capacity(raw.location.len() + 1);
+    let mut loc_nodes: Vec<u32> = Vec::with_capacity(raw.location.len() * 2);
+    let mut unnamed: HashMap<u64, u32> = HashMap::new();
+    for loc in &raw.location {
+        loc_start.push(loc_nodes.len() as u32);
+        let mut unnamed_id = || {
+            *unnamed.entry(loc.mapping_id).or_insert_with(|| {
+                let name = unnamed_node(profile, loc.mapping_id);
+                names.intern(&name)
+            })
+        };
+        if loc.line.is_empty() {
+            let id = unnamed_id();
+            loc_nodes.push(id);
+            continue;
+        }
+        for line in &loc.line {
+            let node = profile.functions.get(line.function_id).and_then(|fi| func_node[fi]);
+            let id = match node {
+                Some(id) => id,
+                None => unnamed_id(),
+            };
+            loc_nodes.push(id);
+        }
+    }
+    loc_start.push(loc_nodes.len() as u32);
+
+    let n_nodes = names.names.len();
+    let mut flat = vec![0i64; n_nodes * k];
+    let mut cum = vec![0i64; n_nodes * k];
+    let mut seen = vec![0u32; n_nodes];
+    let mut totals = vec![0i64; k];
+
+    let name_hashes: Vec<u64> = if opts.stacks { names.names.iter().map(|n| xxh3_64(n)).collect() } else { Vec::new() };
+    let mut stack_ix: HashMap<u64, u32> = HashMap::new();
+    let mut stacks: Vec<Stack> = Vec::new();
+    let mut frames: Vec<u32> = Vec::new();
+    let mut hash_buf: Vec<u8> = Vec::new();
+    let mut marks = InlineMarks::new(opts.inline_marks, n_nodes, k, &loc_start, &loc_nodes);
+
+    for (si, sample) in raw.sample.iter().enumerate() {
+        let v = &sample.value[..];
+        if v.iter().all(|&x| x == 0) {
+            continue;
+        }
+        for t in 0..k {
+            totals[t] = totals[t].wrapping_add(v[t]);
+        }
+        let stamp = si as u32 + 1;
+        frames.clear();
+        // Root to leaf, as pprof's graph builder walks (the order matters only for the inline
+        // marks, whose per-sample edge dedup keeps the root-most occurrence).
+        let mut parent = u32::MAX;
+        for &lid in sample.location_id.iter().rev() {
+            let Some(li) = profile.locations.get(lid) else { continue };
+            let nodes = &loc_nodes[loc_start[li] as usize..loc_start[li + 1] as usize];
+            let last = nodes.len() - 1;
+            for (ni, &n) in nodes.iter().enumerate().rev() {
+                let nu = n as usize;
+                if seen[nu] != stamp {
+                    seen[nu] = stamp;
+                    for t in 0..k {
+                        cum[nu * k + t] = cum[nu * k + t].wrapping_add(v[t]);
+                    }
+                }
+                if marks.enabled {
+                    marks.edge(parent, n, ni != last, stamp, v);
+                }
+                parent = n;
+            }
+            if opts.stacks {
+                frames.extend(nodes.iter().rev());
+            }
+        }
+        if parent != u32::MAX {
+            let leaf = parent as usize;
+            for t in 0..k {
+                flat[leaf * k + t] = flat[leaf * k + t].wrapping_add(v[t]);
+            }
+        }
+        if opts.stacks && !frames.is_empty() {
+            frames.reverse();
+            hash_buf.clear();
+            for &f in &frames {
+                hash_buf.extend_from_slice(&name_hashes[f as usize].to_le_bytes());
+            }
+            let hash = xxh3_64(&hash_buf);
+            let ix = *stack_ix.entry(hash).or_insert_with(|| {
+                stacks.push(Stack { hash, frames: frames.clone(), values: vec![0; k] });
+                (stacks.len() - 1) as u32
+            });
+            let s = &mut stacks[ix as usize];
+            for t in 0..k {
+                s.values[t] = s.values[t].wrapping_add(v[t]);
+            }
+        }
+    }
+
+    let facts = ProfileFacts {
+        time_nanos: profile.time_nanos(),
+        duration_nanos: profile.duration_nanos(),
+        period_type: profile.period_type(),
+        period: profile.period(),
+        sample_types: profile.sample_types(),
+        default_sample_type: profile.default_sample_type_index(),
+        totals,
+        sample_count: raw.sample.len() as u64,
+        label_keys: profile.label_keys(),
+        decoded_bytes: profile.decoded_bytes as u64,
+    };
+    let inline_marks = marks.finish();
+    Exploded { facts, names: names.names, flat, cum, stacks, inline_marks }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_filepath_base;
+
+    #[test]
+    fn filepath_base_matches_go() {
+        assert_eq!(go_filepath_base(b"/usr/lib/libc.so.6"), b"libc.so.6");
+        assert_eq!(go_filepath_base(b"[vdso]"), b"[vdso]");
+        assert_eq!(go_filepath_base(b"/a/b/"), b"b");
+        assert_eq!(go_filepath_base(b"///"), b"/");
+        assert_eq!(go_filepath_base(b""), b".");
+    }
+}

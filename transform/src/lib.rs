@@ -1,0 +1,28 @@
+//! # pprofhouse-transform
+//!
+//! The transform stage of pprofhouse: it turns a pprof profile into the rows ClickHouse stores.
+//! The work splits the way google/pprof itself splits it, and each part is a module with a
+//! narrow interface:
+//!
+//! 1. **Format** — [`pprof`]: bytes → [`pprof::Profile`]. Gzip or raw protobuf (magic bytes
+//!    decide), decoded by `prost` into hand-written message types (no `protoc` at build time),
+//!    with the string table kept as bytes because real function names are not always UTF-8.
+//!    Every ID and string reference is validated once, here, against [`pprof::Limits`]; errors
+//!    are typed ([`pprof::DecodeError`]) and carry a stable `kind()` for metrics and dead
+//!    letters. Nothing past this point can fail on input.
+//! 2. **Semantics** — [`explode`]: a profile → per-function flat/cum for every sample type,
+//!    exactly as `go tool pprof -top` computes them at function granularity (flat to the
+//!    innermost frame of the leaf location, cum once per sample per function, inlined frames
+//!    expanded, unsymbolized frames named `[binary]`/`<unknown>`), plus the profile's facts
+//!    (times, period, totals, label keys) and, on request, its distinct stacks with stable
+//!    64-bit hashes for flame graphs.
+//! 3. **Output** — [`report`]: TSV with ClickHouse escaping and a pprof-like `-top` table.
+//!
+//! The `pprofhouse` binary (`src/main.rs`) wires these into commands; the ClickHouse sink and
+//! the Kafka worker build on the same three steps.
+
+pub mod explode;
+pub mod pprof;
+pub mod report;
+
+pub use explode::{explode, ExplodeOptions, Exploded, FunctionRow, InlineMark, ProfileFacts, Stack};
