@@ -1,1 +1,66 @@
-fn main(){}
+//! Decode and explode throughput on the real fixtures, beside the floors they stand on:
+//! inflate alone, and inflate + protobuf decode + validation. Throughput is reported in bytes
+//! of decompressed protobuf (criterion prints MiB/s); `fleet/*` runs over every fixture and
+//! reports profiles/s.
+//!
+//! Run: `cargo bench -p pprofhouse-transform --bench explode`.
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use pprofhouse_transform::pprof::{decode, decode_protobuf, inflate, Limits};
+use pprofhouse_transform::{explode, ExplodeOptions};
+
+fn fixtures() -> Vec<(String, Bytes)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/pprof");
+    let mut out: Vec<(String, Bytes)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let name = p.file_name()?.to_string_lossy().into_owned();
+            (name.ends_with(".pb.gz") || name.ends_with(".pb")).then(|| (name, Bytes::from(std::fs::read(&p).unwrap())))
+        })
+        .filter(|(_, b)| decode(b.clone(), &Limits::default()).is_ok())
+        .collect();
+    out.sort();
+    out
+}
+
+fn per_file(c: &mut Criterion) {
+    let limits = Limits::default();
+    let mut g = c.benchmark_group("profile");
+    for (name, data) in fixtures() {
+        if !["go-heap-2021.pb.gz", "go-workload-cpu.pb.gz", "nodejs-heap.pb.gz", "go-cpu-labels.pb.gz"].contains(&name.as_str()) {
+            continue;
+        }
+        let pb = inflate(data.clone(), &limits).unwrap();
+        g.throughput(Throughput::Bytes(pb.len() as u64));
+        g.bench_with_input(BenchmarkId::new("inflate", &name), &data, |b, d| b.iter(|| inflate(d.clone(), &limits).unwrap()));
+        g.bench_with_input(BenchmarkId::new("inflate+decode", &name), &data, |b, d| b.iter(|| decode(d.clone(), &limits).unwrap()));
+        g.bench_with_input(BenchmarkId::new("inflate+decode+explode", &name), &data, |b, d| {
+            b.iter(|| explode(&decode(d.clone(), &limits).unwrap(), ExplodeOptions::default()))
+        });
+        g.bench_with_input(BenchmarkId::new("inflate+decode+explode+stacks", &name), &data, |b, d| {
+            b.iter(|| explode(&decode(d.clone(), &limits).unwrap(), ExplodeOptions { stacks: true, inline_marks: false }))
+        });
+        g.bench_with_input(BenchmarkId::new("decode-only(raw)", &name), &pb, |b, pb| b.iter(|| decode_protobuf(pb.clone()).unwrap()));
+    }
+    g.finish();
+}
+
+fn fleet(c: &mut Criterion) {
+    let limits = Limits::default();
+    let all = fixtures();
+    let mut g = c.benchmark_group("fleet");
+    g.throughput(Throughput::Elements(all.len() as u64));
+    g.bench_function("inflate+decode", |b| {
+        b.iter(|| all.iter().map(|(_, d)| decode(d.clone(), &limits).unwrap().sample_count()).sum::<usize>())
+    });
+    g.bench_function("inflate+decode+explode", |b| {
+        b.iter(|| all.iter().map(|(_, d)| explode(&decode(d.clone(), &limits).unwrap(), ExplodeOptions::default()).names.len()).sum::<usize>())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, per_file, fleet);
+criterion_main!(benches);

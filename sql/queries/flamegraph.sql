@@ -1,0 +1,34 @@
+-- A flame graph in Grafana's nested-set form (level, value, self, label), depth-first: every
+-- stack prefix root→leaf is a node, under one `total` root. Rows ordered by their prefix path
+-- are exactly the depth-first order Grafana's flame graph panel reads.
+-- Params: profile_type, sample_type, from, to, service ('' = all), labels.
+WITH
+    picked AS
+    (
+        SELECT stack_hash, sum(value) AS value
+        FROM stack_values
+        WHERE profile_type = {profile_type:String} AND sample_type = {sample_type:String}
+          AND ts >= {from:DateTime64(3)} AND ts < {to:DateTime64(3)}
+          AND ({service:String} = '' OR service = {service:String})
+          AND arrayAll(k -> labels[k] = {labels:Map(String, String)}[k], mapKeys({labels:Map(String, String)}))
+        GROUP BY stack_hash
+        HAVING value != 0
+    ),
+    paths AS
+    (
+        SELECT arrayConcat(['total'], arrayReverse(s.frames)) AS path, p.value AS value
+        FROM picked AS p
+        INNER JOIN
+        (
+            SELECT stack_hash, any(frames) AS frames
+            FROM stacks
+            WHERE stack_hash IN (SELECT stack_hash FROM picked)
+            GROUP BY stack_hash
+        ) AS s ON s.stack_hash = p.stack_hash
+    )
+SELECT length(prefix) - 1 AS level, sum(value) AS value,
+       sumIf(value, length(path) = length(prefix)) AS self, prefix[-1] AS label
+FROM paths
+ARRAY JOIN arrayMap(i -> arraySlice(path, 1, i), range(1, length(path) + 1)) AS prefix
+GROUP BY prefix
+ORDER BY prefix

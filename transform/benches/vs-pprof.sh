@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Whole-process comparison: `pprofhouse top FILE` vs `go tool pprof -top FILE`.
+# Usage: transform/benches/vs-pprof.sh [RUNS] [FILE...]   (needs a release build and `go`)
+# Prints mean wall time per run of each and the ratio.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+runs=${1:-20}; shift || true
+files=("$@")
+[ ${#files[@]} -gt 0 ] || files=("$root/../shared/fixtures/pprof/go-heap-2021.pb.gz" "$root/../shared/fixtures/pprof/go-workload-cpu.pb.gz")
+bin=$root/target/release/pprofhouse
+[ -x "$bin" ] || (cd "$root" && cargo build --release --bin pprofhouse -q)
+time_runs() { local s e; s=$(date +%s%N); for _ in $(seq "$runs"); do "$@" >/dev/null 2>&1; done; e=$(date +%s%N); echo $(( (e - s) / runs / 1000 )); }
+go tool pprof -top "${files[0]}" >/dev/null 2>&1 # warm the go build cache
+for f in "${files[@]}"; do
+  ours=$(time_runs "$bin" top "$f")
+  theirs=$(time_runs go tool pprof -top "$f")
+  printf '%-28s pprofhouse top: %7d us   go tool pprof -top: %8d us   speed-up: %5.1fx\n' \
+    "$(basename "$f")" "$ours" "$theirs" "$(echo "$theirs / $ours" | bc -l)"
+done

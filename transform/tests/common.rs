@@ -1,0 +1,94 @@
+//! Shared helpers for the transform tests: fixtures and oracle parsing.
+#![allow(dead_code)]
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+pub fn fixtures() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/pprof");
+    assert!(dir.is_dir(), "fixtures not found at {} (the repository must sit beside shared/)", dir.display());
+    dir
+}
+
+/// (profile path, oracle path) for every fixture that has an oracle.
+pub fn oracle_pairs() -> Vec<(PathBuf, PathBuf)> {
+    let dir = fixtures();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if let Some(base) = name.strip_suffix(".oracle.tsv") {
+            let prof = [".pb.gz", ".pb"].iter().map(|e| dir.join(format!("{base}{e}"))).find(|p| p.exists());
+            out.push((prof.unwrap_or_else(|| panic!("no profile for {name}")), p));
+        }
+    }
+    out.sort();
+    assert!(out.len() >= 17, "expected the 17 oracle fixtures, found {}", out.len());
+    out
+}
+
+pub type Rows = HashMap<(Vec<u8>, Vec<u8>, i64, i64), usize>;
+
+fn split_last_two(rest: &[u8]) -> (Vec<u8>, i64, i64) {
+    let mut it = rest.rsplitn(3, |&b| b == b'\t');
+    let cum = std::str::from_utf8(it.next().unwrap()).unwrap().parse().unwrap();
+    let flat = std::str::from_utf8(it.next().unwrap()).unwrap().parse().unwrap();
+    (it.next().unwrap().to_vec(), flat, cum)
+}
+
+/// Oracle rows: `sample_type<TAB>function<TAB>flat<TAB>cum`, the function taken raw (it may
+/// itself hold a tab), rows with flat = cum = 0 dropped.
+pub fn parse_oracle(data: &[u8]) -> Rows {
+    let mut rows = Rows::new();
+    for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let tab = line.iter().position(|&b| b == b'\t').unwrap();
+        let (st, rest) = (&line[..tab], &line[tab + 1..]);
+        let (name, flat, cum) = split_last_two(rest);
+        if flat == 0 && cum == 0 {
+            continue;
+        }
+        *rows.entry((st.to_vec(), name, flat, cum)).or_default() += 1;
+    }
+    rows
+}
+
+/// Undoes ClickHouse TSV escaping.
+pub fn unescape(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            let r = match b[i + 1] {
+                b't' => Some(b'\t'),
+                b'n' => Some(b'\n'),
+                b'\\' => Some(b'\\'),
+                b'r' => Some(b'\r'),
+                b'0' => Some(0),
+                _ => None,
+            };
+            if let Some(c) = r {
+                out.push(c);
+                i += 2;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Our TSV rows (exactly four tab-separated, escaped fields per line).
+pub fn parse_ours(data: &[u8]) -> Rows {
+    let mut rows = Rows::new();
+    for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let parts: Vec<&[u8]> = line.split(|&b| b == b'\t').collect();
+        assert_eq!(parts.len(), 4, "bad line {:?}", String::from_utf8_lossy(line));
+        let flat: i64 = std::str::from_utf8(parts[2]).unwrap().parse().unwrap();
+        let cum: i64 = std::str::from_utf8(parts[3]).unwrap().parse().unwrap();
+        if flat == 0 && cum == 0 {
+            continue;
+        }
+        *rows.entry((parts[0].to_vec(), unescape(parts[1]), flat, cum)).or_default() += 1;
+    }
+    rows
+}

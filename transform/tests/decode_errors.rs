@@ -1,0 +1,96 @@
+//! Every way input can be bad gives its typed error, never a panic.
+use std::io::Write;
+
+use bytes::Bytes;
+use pprofhouse_transform::pprof::{decode, proto, DecodeError, Limits};
+use prost::Message;
+
+fn minimal() -> proto::Profile {
+    proto::Profile {
+        sample_type: vec![proto::ValueType { r#type: 1, unit: 2 }],
+        sample: vec![proto::Sample { location_id: vec![1], value: vec![7], label: vec![] }],
+        location: vec![proto::Location { id: 1, line: vec![proto::Line { function_id: 1, ..Default::default() }], ..Default::default() }],
+        function: vec![proto::Function { id: 1, name: 3, ..Default::default() }],
+        string_table: ["", "cpu", "nanoseconds", "main"].iter().map(|s| Bytes::from_static(s.as_bytes())).collect(),
+        ..Default::default()
+    }
+}
+
+fn gz(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn err(p: proto::Profile) -> DecodeError {
+    decode(p.encode_to_vec(), &Limits::default()).unwrap_err()
+}
+
+#[test]
+fn minimal_profile_decodes_raw_and_gzipped() {
+    let raw = minimal().encode_to_vec();
+    assert_eq!(decode(raw.clone(), &Limits::default()).unwrap().sample_count(), 1);
+    assert_eq!(decode(gz(&raw), &Limits::default()).unwrap().sample_count(), 1);
+}
+
+#[test]
+fn typed_errors() {
+    assert!(matches!(decode(Vec::new(), &Limits::default()), Err(DecodeError::Empty)));
+    assert!(matches!(decode(b"\xff\xfe garbage".to_vec(), &Limits::default()), Err(DecodeError::NotProfile(_))));
+    let raw = minimal().encode_to_vec();
+    let g = gz(&raw);
+    assert!(matches!(decode(g[..g.len() - 6].to_vec(), &Limits::default()), Err(DecodeError::Truncated(_))));
+    assert!(matches!(decode(raw[..raw.len() - 3].to_vec(), &Limits::default()), Err(DecodeError::Truncated(_) | DecodeError::NotProfile(_))));
+    let mut bad_gz = g.clone();
+    bad_gz[12] ^= 0xff;
+    bad_gz[13] ^= 0xff;
+    assert!(decode(bad_gz, &Limits::default()).is_err());
+
+    let mut p = minimal();
+    p.function[0].id = 0;
+    assert!(matches!(err(p), DecodeError::ReservedId { what: "function" }));
+    let mut p = minimal();
+    p.location[0].id = 0;
+    assert!(matches!(err(p), DecodeError::ReservedId { what: "location" }));
+    let mut p = minimal();
+    p.sample[0].location_id = vec![9];
+    assert!(matches!(err(p), DecodeError::DanglingId { what: "location", id: 9, .. }));
+    let mut p = minimal();
+    p.location[0].line[0].function_id = 5;
+    assert!(matches!(err(p), DecodeError::DanglingId { what: "function", id: 5, .. }));
+    let mut p = minimal();
+    p.location[0].mapping_id = 2;
+    assert!(matches!(err(p), DecodeError::DanglingId { what: "mapping", id: 2, .. }));
+    let mut p = minimal();
+    p.function.push(p.function[0]);
+    p.function[1].name = 1;
+    p.function.push(p.function[0]);
+    assert!(matches!(err(p), DecodeError::DuplicateId { what: "function", id: 1 }));
+    let mut p = minimal();
+    p.function[0].name = 99;
+    assert!(matches!(err(p), DecodeError::StringIndex { index: 99, .. }));
+    let mut p = minimal();
+    p.sample[0].value = vec![1, 2];
+    assert!(matches!(err(p), DecodeError::ValueCount { got: 2, want: 1 }));
+    let mut p = minimal();
+    p.sample.clear();
+    assert!(matches!(err(p), DecodeError::NoSamples));
+    let mut p = minimal();
+    p.string_table[0] = Bytes::from_static(b"x");
+    assert!(matches!(err(p), DecodeError::StringTable));
+}
+
+#[test]
+fn gzip_bomb_stops_at_the_limit() {
+    // 64 MiB of zeros compresses to ~64 KiB; a 1 MiB limit refuses it.
+    let zeros = vec![0u8; 64 << 20];
+    let bomb = gz(&zeros);
+    assert!(bomb.len() < 1 << 20);
+    let limits = Limits { max_decompressed_bytes: 1 << 20 };
+    match decode(bomb, &limits) {
+        Err(e @ DecodeError::TooLarge { .. }) => assert_eq!(e.kind(), "over_limit"),
+        other => panic!("{other:?}"),
+    }
+    let raw = minimal().encode_to_vec();
+    assert!(matches!(decode(raw.clone(), &Limits { max_decompressed_bytes: raw.len() - 1 }), Err(DecodeError::TooLarge { .. })));
+}

@@ -1,0 +1,102 @@
+//! `pprofhouse explode` reproduces every fixture oracle (`go tool pprof -top` output) exactly,
+//! and bad input gives one clear line on stderr and a non-zero exit.
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pprofhouse"))
+}
+
+#[test]
+fn explode_reproduces_every_oracle_exactly() {
+    let mut failures = Vec::new();
+    for (prof, oracle) in oracle_pairs() {
+        let out = bin().args(["explode", "--format", "tsv"]).arg(&prof).output().unwrap();
+        assert!(out.status.success(), "{}: {}", prof.display(), String::from_utf8_lossy(&out.stderr));
+        let want = parse_oracle(&std::fs::read(&oracle).unwrap());
+        let got = parse_ours(&out.stdout);
+        if want != got {
+            let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(3).collect();
+            let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).take(3).collect();
+            failures.push(format!("{}: missing {missing:?} extra {extra:?}", prof.display()));
+        }
+    }
+    assert!(failures.is_empty(), "mismatches:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn full_names_keep_the_whole_function_name() {
+    // invalid-utf8.pb.gz holds a function whose name is every byte 0..=255; the pprof view
+    // shows its first line, the full view all of it, escaped.
+    let prof = fixtures().join("invalid-utf8.pb.gz");
+    let out = bin().args(["explode", "--names", "full"]).arg(&prof).output().unwrap();
+    assert!(out.status.success());
+    let rows = parse_ours(&out.stdout);
+    assert!(rows.keys().any(|(_, name, _, _)| name.len() == 256 && name.iter().enumerate().all(|(i, &b)| b as usize == i)), "{rows:?}");
+}
+
+#[test]
+fn several_files_get_a_file_column_and_bad_files_do_not_stop_good_ones() {
+    let dir = fixtures();
+    let good = dir.join("go-workload-goroutine.pb.gz");
+    let bad = dir.join("dotnet-function-id-zero.pb.gz");
+    let out = bin().args(["explode"]).arg(&bad).arg(&good).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("dotnet-function-id-zero.pb.gz") && stderr.contains("reserved ID 0"), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(!stdout.is_empty());
+    for line in stdout.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        assert_eq!(cols.len(), 5, "{line}");
+        assert_eq!(cols[0], good.display().to_string());
+    }
+    let want = parse_oracle(&std::fs::read(dir.join("go-workload-goroutine.oracle.tsv")).unwrap());
+    let single = bin().arg("explode").arg(&good).output().unwrap();
+    assert_eq!(parse_ours(&single.stdout), want);
+}
+
+#[test]
+fn unreadable_and_garbage_files_are_clear_errors() {
+    let tmp = std::env::temp_dir().join(format!("pprofhouse-oracle-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let garbage = tmp.join("garbage.pb");
+    std::fs::write(&garbage, b"\xff\xff\xff\xff this is not a profile").unwrap();
+    let empty = tmp.join("empty.pb.gz");
+    std::fs::write(&empty, b"").unwrap();
+    let truncated = tmp.join("truncated.pb.gz");
+    let full = std::fs::read(fixtures().join("go-workload-cpu.pb.gz")).unwrap();
+    std::fs::write(&truncated, &full[..full.len() / 2]).unwrap();
+    for (path, needle) in [(&garbage, "not a pprof profile"), (&empty, "empty input"), (&truncated, "truncated"), (&tmp.join("missing.pb"), "cannot read")] {
+        let out = bin().arg("explode").arg(path).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", path.display());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(&path.display().to_string()) && stderr.contains(needle), "{needle}: {stderr}");
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[test]
+fn jsonl_has_the_same_numbers_as_tsv() {
+    let prof = fixtures().join("go-workload-heap.pb.gz");
+    let tsv = bin().arg("explode").arg(&prof).output().unwrap();
+    let jsonl = bin().args(["explode", "--format", "jsonl"]).arg(&prof).output().unwrap();
+    let tsv_rows = parse_ours(&tsv.stdout);
+    let mut json_rows = Rows::new();
+    for line in String::from_utf8(jsonl.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key = (
+            v["sample_type"].as_str().unwrap().as_bytes().to_vec(),
+            v["function"].as_str().unwrap().as_bytes().to_vec(),
+            v["flat"].as_i64().unwrap(),
+            v["cum"].as_i64().unwrap(),
+        );
+        *json_rows.entry(key).or_default() += 1;
+    }
+    assert_eq!(tsv_rows, json_rows);
+}

@@ -1,0 +1,167 @@
+//! Property tests on generated profiles: the invariants of flat/cum, and agreement with a
+//! deliberately naive reference implementation of pprof's function-granularity rules.
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+use pprofhouse_transform::pprof::{decode_protobuf, proto};
+use pprofhouse_transform::{explode, ExplodeOptions};
+use proptest::prelude::*;
+use prost::Message;
+
+/// A generated profile: `funcs` names (indices into a small name pool, so functions share
+/// names and recursion happens), locations as lists of function indices (inlined lines), and
+/// samples as stacks of location indices with two values each.
+#[derive(Debug, Clone)]
+struct Gen {
+    funcs: Vec<usize>,
+    locs: Vec<Vec<usize>>,
+    samples: Vec<(Vec<usize>, i64, i64)>,
+}
+
+const POOL: &[&str] = &["main", "fib", "runtime.mallocgc", "a", "b", "", "c\td", "ünï"];
+
+fn gen() -> impl Strategy<Value = Gen> {
+    (1usize..8).prop_flat_map(|nf| {
+        let funcs = prop::collection::vec(0..POOL.len(), nf);
+        let locs = prop::collection::vec(prop::collection::vec(0..nf, 0..3), 1..10);
+        (funcs, locs).prop_flat_map(|(funcs, locs)| {
+            let nl = locs.len();
+            let samples = prop::collection::vec((prop::collection::vec(0..nl, 0..12), 0i64..1000, 0i64..5), 1..30);
+            samples.prop_map(move |samples| Gen { funcs: funcs.clone(), locs: locs.clone(), samples })
+        })
+    })
+}
+
+fn encode(g: &Gen) -> Bytes {
+    let mut strings: Vec<String> = vec!["".into(), "cpu".into(), "nanoseconds".into(), "samples".into(), "count".into(), "/bin/app".into()];
+    let mut sid = |s: &str| -> i64 {
+        if let Some(i) = strings.iter().position(|x| x == s) {
+            return i as i64;
+        }
+        strings.push(s.to_string());
+        (strings.len() - 1) as i64
+    };
+    let function = g.funcs.iter().enumerate().map(|(i, &p)| proto::Function { id: i as u64 + 1, name: sid(POOL[p]), ..Default::default() }).collect();
+    let location = g
+        .locs
+        .iter()
+        .enumerate()
+        .map(|(i, lines)| proto::Location {
+            id: i as u64 + 1,
+            mapping_id: 1,
+            address: 0x1000 + i as u64,
+            line: lines.iter().map(|&f| proto::Line { function_id: f as u64 + 1, line: 1, column: 0 }).collect(),
+            is_folded: false,
+        })
+        .collect();
+    let sample = g
+        .samples
+        .iter()
+        .map(|(stack, v1, v2)| proto::Sample { location_id: stack.iter().map(|&l| l as u64 + 1).collect(), value: vec![*v1, *v2], label: vec![] })
+        .collect();
+    let p = proto::Profile {
+        sample_type: vec![proto::ValueType { r#type: 1, unit: 2 }, proto::ValueType { r#type: 3, unit: 4 }],
+        sample,
+        mapping: vec![proto::Mapping { id: 1, filename: 5, ..Default::default() }],
+        location,
+        function,
+        string_table: strings.into_iter().map(Bytes::from).collect(),
+        ..Default::default()
+    };
+    Bytes::from(p.encode_to_vec())
+}
+
+/// The naive reference: names per frame straight from the rules, sets per sample.
+fn reference(g: &Gen, t: usize) -> HashMap<Vec<u8>, (i64, i64)> {
+    let name = |f: usize| -> Vec<u8> {
+        let n = POOL[g.funcs[f]];
+        if n.is_empty() { b"[app]".to_vec() } else { n.as_bytes().to_vec() }
+    };
+    let mut out: HashMap<Vec<u8>, (i64, i64)> = HashMap::new();
+    for (stack, v1, v2) in &g.samples {
+        let v = if t == 0 { *v1 } else { *v2 };
+        let frames: Vec<Vec<u8>> = stack
+            .iter()
+            .flat_map(|&l| if g.locs[l].is_empty() { vec![b"[app]".to_vec()] } else { g.locs[l].iter().map(|&f| name(f)).collect() })
+            .collect();
+        if let Some(leaf) = frames.first() {
+            out.entry(leaf.clone()).or_default().0 += v;
+        }
+        for f in frames.iter().collect::<HashSet<_>>() {
+            out.entry(f.clone()).or_default().1 += v;
+        }
+    }
+    out.retain(|_, v| *v != (0, 0));
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn flat_cum_invariants_and_reference(g in gen()) {
+        let profile = decode_protobuf(encode(&g)).unwrap();
+        let ex = explode(&profile, ExplodeOptions { stacks: true, inline_marks: true });
+        for t in 0..2 {
+            let total: i64 = ex.facts.totals[t];
+            let with_stack: i64 = g.samples.iter().filter(|s| !s.0.is_empty()).map(|s| if t == 0 { s.1 } else { s.2 }).sum();
+            let rows = ex.rows(t);
+            let flat_sum: i64 = rows.iter().map(|r| r.flat).sum();
+            prop_assert_eq!(flat_sum, with_stack);
+            for r in &rows {
+                prop_assert!(0 <= r.flat && r.flat <= r.cum && r.cum <= total, "{:?}", r);
+            }
+            let got: HashMap<Vec<u8>, (i64, i64)> = rows.iter().map(|r| (r.function.to_vec(), (r.flat, r.cum))).collect();
+            prop_assert_eq!(got, reference(&g, t));
+            // The stacks carry every sample's value exactly once.
+            let stack_sum: i64 = ex.stacks.iter().map(|s| s.values[t]).sum();
+            prop_assert_eq!(stack_sum, with_stack);
+        }
+    }
+
+    #[test]
+    fn deeper_recursion_does_not_change_cum(g in gen(), extra in 1usize..5) {
+        // Repeat every sample's root-most frame `extra` more times: a deeper recursion.
+        let mut deeper = g.clone();
+        for s in &mut deeper.samples {
+            if let Some(&root) = s.0.last() {
+                s.0.extend(std::iter::repeat_n(root, extra));
+            }
+        }
+        let a = explode(&decode_protobuf(encode(&g)).unwrap(), ExplodeOptions::default());
+        let b = explode(&decode_protobuf(encode(&deeper)).unwrap(), ExplodeOptions::default());
+        for t in 0..2 {
+            let ra: HashMap<&[u8], (i64, i64)> = a.rows(t).iter().map(|r| (r.function, (r.flat, r.cum))).collect();
+            let rb: HashMap<&[u8], (i64, i64)> = b.rows(t).iter().map(|r| (r.function, (r.flat, r.cum))).collect();
+            prop_assert_eq!(ra, rb);
+        }
+    }
+
+    #[test]
+    fn decode_never_panics_on_mutated_input(g in gen(), cut in 0usize..400, flip in any::<(usize, u8)>()) {
+        let mut bytes = encode(&g).to_vec();
+        if !bytes.is_empty() {
+            let i = flip.0 % bytes.len();
+            bytes[i] ^= flip.1;
+        }
+        bytes.truncate(cut.min(bytes.len()));
+        if let Ok(p) = decode_protobuf(Bytes::from(bytes)) {
+            let _ = explode(&p, ExplodeOptions { stacks: true, inline_marks: true });
+        }
+    }
+}
+
+#[test]
+fn stack_hashes_are_stable() {
+    // One fixed stack: main → fib → fib (leaf), hashed from the names alone.
+    let g = Gen { funcs: vec![0, 1], locs: vec![vec![1], vec![0]], samples: vec![(vec![0, 0, 1], 5, 1)] };
+    let ex = explode(&decode_protobuf(encode(&g)).unwrap(), ExplodeOptions { stacks: true, inline_marks: false });
+    assert_eq!(ex.stacks.len(), 1);
+    let names: Vec<&[u8]> = ex.stacks[0].frames.iter().map(|&f| &ex.names[f as usize][..]).collect();
+    assert_eq!(names, vec![&b"fib"[..], b"fib", b"main"]);
+    let mut buf = Vec::new();
+    for n in ["fib", "fib", "main"] {
+        buf.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(n.as_bytes()).to_le_bytes());
+    }
+    assert_eq!(ex.stacks[0].hash, xxhash_rust::xxh3::xxh3_64(&buf));
+}
