@@ -1,7 +1,7 @@
 -- A flame graph in Grafana's nested-set form (level, value, self, label), depth-first: every
 -- stack prefix root→leaf is a node, under one `total` root. Rows ordered by their prefix path
 -- are exactly the depth-first order Grafana's flame graph panel reads.
--- Params: profile_type, sample_type, from, to, service ('' = all), labels.
+-- Params: profile_type, sample_type, from, to, service ('' = all), label_keys, label_values.
 WITH
     picked AS
     (
@@ -10,7 +10,7 @@ WITH
         WHERE profile_type = {profile_type:String} AND sample_type = {sample_type:String}
           AND ts >= {from:DateTime64(3)} AND ts < {to:DateTime64(3)}
           AND ({service:String} = '' OR service = {service:String})
-          AND arrayAll(k -> labels[k] = {labels:Map(String, String)}[k], mapKeys({labels:Map(String, String)}))
+          AND arrayAll((k, v) -> labels[k] = v, {label_keys:Array(String)}, {label_values:Array(String)})
         GROUP BY stack_hash
         HAVING value != 0
     ),

@@ -1,9 +1,9 @@
 -- The sample type's total over the profiles of a window (the 100% of a top table).
--- Params: profile_type, sample_type, from, to, service ('' = all), labels.
+-- Params: profile_type, sample_type, from, to, service ('' = all), label_keys, label_values.
 SELECT sum(totals[indexOf(sample_types, {sample_type:String})]) AS total, count() AS profiles
 FROM profiles FINAL
 WHERE profile_type = {profile_type:String}
   AND has(sample_types, {sample_type:String})
   AND ts >= {from:DateTime64(3)} AND ts < {to:DateTime64(3)}
   AND ({service:String} = '' OR service = {service:String})
-  AND arrayAll(k -> labels[k] = {labels:Map(String, String)}[k], mapKeys({labels:Map(String, String)}))
+  AND arrayAll((k, v) -> labels[k] = v, {label_keys:Array(String)}, {label_values:Array(String)})

@@ -24,5 +24,6 @@
 pub mod explode;
 pub mod pprof;
 pub mod report;
+pub mod store;
 
 pub use explode::{explode, ExplodeOptions, Exploded, FunctionRow, InlineMark, ProfileFacts, Stack};

@@ -64,9 +64,11 @@ pub struct TopArgs {
     pub format: TopFormat,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// pprof files; several are summed like `go tool pprof` merges them.
-    #[arg(required = true)]
+    /// pprof files; several are summed like `go tool pprof` merges them. Without files, `top`
+    /// queries ClickHouse (`--type` and a window are then required).
     pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub db: super::db::TopDbArgs,
 }
 
 /// Reads, decodes and explodes one file; the error names the file.
@@ -149,6 +151,9 @@ fn write_exploded(out: &mut impl Write, ex: &Exploded, file: Option<&PathBuf>, f
 }
 
 pub fn top(args: TopArgs) -> anyhow::Result<ExitCode> {
+    if args.files.is_empty() {
+        return super::db::top(args);
+    }
     let limits = args.limits.limits();
     let mut failed = false;
     // The chosen sample type, fixed by the first good file (as pprof's merge keeps the first's).

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod db;
 mod files;
 
 #[derive(Debug, Parser)]
@@ -45,6 +46,10 @@ pub enum Command {
     Explode(files::ExplodeArgs),
     /// The top functions, like `go tool pprof -top`, over FILEs (summed like a pprof merge).
     Top(files::TopArgs),
+    /// Create or upgrade the ClickHouse schema (idempotent).
+    Migrate(db::MigrateArgs),
+    /// Load local profile files straight into ClickHouse (the worker's path without Kafka/S3).
+    Load(db::LoadArgs),
 }
 
 /// Decoding limits shared by every command that reads profiles.
@@ -65,5 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Explode(a) => files::explode(a),
         Command::Top(a) => files::top(a),
+        Command::Migrate(a) => db::migrate(a),
+        Command::Load(a) => db::load(a),
     }
 }
