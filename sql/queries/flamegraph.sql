@@ -5,18 +5,18 @@
 WITH
     picked AS
     (
-        SELECT stack_hash, sum(value) AS value
+        SELECT stack_hash, sum(value) AS v
         FROM stack_values
         WHERE profile_type = {profile_type:String} AND sample_type = {sample_type:String}
           AND ts >= {from:DateTime64(3)} AND ts < {to:DateTime64(3)}
           AND ({service:String} = '' OR service = {service:String})
           AND arrayAll((k, v) -> labels[k] = v, {label_keys:Array(String)}, {label_values:Array(String)})
         GROUP BY stack_hash
-        HAVING value != 0
+        HAVING v != 0
     ),
     paths AS
     (
-        SELECT arrayConcat(['total'], arrayReverse(s.frames)) AS path, p.value AS value
+        SELECT arrayConcat(['total'], arrayReverse(s.frames)) AS path, p.v AS v
         FROM picked AS p
         INNER JOIN
         (
@@ -26,8 +26,8 @@ WITH
             GROUP BY stack_hash
         ) AS s ON s.stack_hash = p.stack_hash
     )
-SELECT length(prefix) - 1 AS level, sum(value) AS value,
-       sumIf(value, length(path) = length(prefix)) AS self, prefix[-1] AS label
+SELECT toUInt32(length(prefix) - 1) AS level, sum(v) AS value,
+       sumIf(v, length(path) = length(prefix)) AS self, prefix[-1] AS label
 FROM paths
 ARRAY JOIN arrayMap(i -> arraySlice(path, 1, i), range(1, length(path) + 1)) AS prefix
 GROUP BY prefix

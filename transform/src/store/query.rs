@@ -239,7 +239,7 @@ pub async fn diff(
 /// One node of a flame graph in Grafana's nested-set form.
 #[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
 pub struct FlameNode {
-    pub level: u64,
+    pub level: u32,
     pub value: i64,
     #[serde(rename = "self")]
     pub self_value: i64,

@@ -1,0 +1,55 @@
+//! `pprofhouse top` over one or several files equals `go tool pprof -top` over the same files
+//! (functions keyed by name). Needs `go` on PATH (`.ci/run` installs Debian's golang-go).
+use std::path::PathBuf;
+use std::process::Command;
+
+use pprofhouse_tests::paths::{fixtures_dir, pprofhouse_bin};
+use pprofhouse_tests::pprof::{go_pprof_top, pprofhouse_top};
+
+fn check(names: &[&str], sample_type: &str) {
+    let files: Vec<PathBuf> = names.iter().map(|n| fixtures_dir().join(n)).collect();
+    let want = go_pprof_top(&files, sample_type);
+    let mut args = vec!["--sample-type", sample_type];
+    let paths: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    args.extend(paths.iter().map(String::as_str));
+    let got = pprofhouse_top(&args, &[]);
+    assert!(!want.is_empty());
+    assert_eq!(got, want, "{names:?} {sample_type}");
+}
+
+#[test]
+fn merged_cpu_profiles_match_pprof() {
+    check(&["go-workload-cpu.pb.gz", "go-cpu-labels.pb.gz"], "cpu/nanoseconds");
+    check(&["go-workload-cpu.pb.gz", "go-cpu-labels.pb.gz"], "samples/count");
+}
+
+#[test]
+fn merged_heap_profiles_match_pprof() {
+    for st in ["inuse_space/bytes", "alloc_objects/count"] {
+        check(&["go-workload-heap.pb.gz", "go-heap-2021.pb.gz", "go-workload-allocs.pb.gz"], st);
+    }
+}
+
+#[test]
+fn single_profiles_match_pprof() {
+    for (name, st) in [
+        ("nodejs-cpu.pb.gz", "wall/microseconds"),
+        ("python-pyspy.pb.gz", "samples/count"),
+        ("go-workload-block.pb.gz", "delay/nanoseconds"),
+        ("rust-cpu-unsymbolized.pb.gz", "samples/count"),
+        ("go-mutex-2023.pb.gz", "delay/nanoseconds"),
+    ] {
+        check(&[name], st);
+    }
+}
+
+#[test]
+fn default_sample_type_is_the_one_pprof_picks() {
+    let out = Command::new(pprofhouse_bin()).args(["top", "-n", "3"]).arg(fixtures_dir().join("go-workload-heap.pb.gz")).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("Type: inuse_space/bytes\n"), "{text}");
+    let body: Vec<&str> = text.lines().skip_while(|l| !l.trim_start().starts_with("flat")).skip(1).collect();
+    assert_eq!(body.len(), 3, "{text}");
+    assert!(text.contains("Showing top 3 nodes out of"), "{text}");
+}
