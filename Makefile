@@ -1,0 +1,42 @@
+# pprofhouse — the two commands a newcomer needs, and a few more.
+#   make demo   run the pipeline end to end on the local stack with the bundled profiles, print the fleet top-10
+#   make test   install the local components (cached) and run every test
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: demo test build release bench bench-explode bench-fleet vs-pprof check-explode down fuzz
+
+demo: release
+	infra/local/demo
+
+test:
+	infra/local/install all
+	$(CARGO) build --bin pprofhouse
+	$(CARGO) test --workspace --no-fail-fast
+
+build:
+	$(CARGO) build --bin pprofhouse
+
+release:
+	$(CARGO) build --release --bin pprofhouse
+
+# Benchmarks print figures; none of them is a test.
+bench: bench-explode vs-pprof bench-fleet
+
+bench-explode:
+	$(CARGO) bench -p pprofhouse-transform --bench explode
+
+vs-pprof: release
+	transform/benches/vs-pprof.sh 20
+
+bench-fleet:
+	$(CARGO) bench -p pprofhouse-tests --bench fleet
+
+check-explode: release
+	python3 ../shared/tools/check-explode.py target/release/pprofhouse ../shared/fixtures/pprof
+
+fuzz:
+	cd transform/fuzz && cargo fuzz run decode_explode -- -max_total_time=60
+
+down:
+	infra/local/down
