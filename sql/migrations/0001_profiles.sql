@@ -26,5 +26,4 @@ CREATE TABLE IF NOT EXISTS {db}.profiles{local}{on_cluster}
 ENGINE = {replacing}(inserted_at)
 PARTITION BY toYYYYMM(ts)
 ORDER BY (profile_type, service, ts, profile_id)
-TTL toDateTime(ts) + INTERVAL {ttl_profiles_days} DAY
-SETTINGS non_replicated_deduplication_window = 1000;
+TTL toDateTime(ts) + INTERVAL {ttl_profiles_days} DAY;

@@ -17,5 +17,4 @@ CREATE TABLE IF NOT EXISTS {db}.function_values{local}{on_cluster}
 ENGINE = {merge_tree}
 PARTITION BY toDate(ts)
 ORDER BY (profile_type, sample_type, toStartOfHour(ts), service, function)
-TTL toDateTime(ts) + INTERVAL {ttl_raw_days} DAY
-SETTINGS non_replicated_deduplication_window = 1000;
+TTL toDateTime(ts) + INTERVAL {ttl_raw_days} DAY;

@@ -8,8 +8,7 @@ CREATE TABLE IF NOT EXISTS {db}.stacks{local}{on_cluster}
 )
 ENGINE = {replacing}(last_seen)
 ORDER BY stack_hash
-TTL toDateTime(last_seen) + INTERVAL {ttl_raw_days} DAY
-SETTINGS non_replicated_deduplication_window = 1000;
+TTL toDateTime(last_seen) + INTERVAL {ttl_raw_days} DAY;
 
 CREATE TABLE IF NOT EXISTS {db}.stack_values{local}{on_cluster}
 (
@@ -25,5 +24,4 @@ CREATE TABLE IF NOT EXISTS {db}.stack_values{local}{on_cluster}
 ENGINE = {merge_tree}
 PARTITION BY toDate(ts)
 ORDER BY (profile_type, sample_type, service, toStartOfHour(ts), stack_hash)
-TTL toDateTime(ts) + INTERVAL {ttl_raw_days} DAY
-SETTINGS non_replicated_deduplication_window = 1000;
+TTL toDateTime(ts) + INTERVAL {ttl_raw_days} DAY;

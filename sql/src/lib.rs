@@ -99,10 +99,6 @@ pub fn render(template: &str, o: &RenderOptions) -> Vec<String> {
             for (k, v) in &vars {
                 out = out.replace(k, v);
             }
-            // Replicated engines on a cluster: a non-replicated-only setting is dropped.
-            if cluster.is_some() {
-                out = out.replace("\nSETTINGS non_replicated_deduplication_window = 1000", "");
-            }
             out
         })
         .collect()
@@ -174,6 +170,5 @@ mod tests {
         assert!(all.iter().any(|s| s.contains("`pp`.function_values_local ON CLUSTER `prod`")));
         assert!(all.iter().any(|s| s.contains("ENGINE = ReplicatedMergeTree")));
         assert!(all.iter().any(|s| s.contains("Distributed('prod', `pp`, function_values_local")));
-        assert!(!all.iter().any(|s| s.contains("non_replicated_deduplication_window")));
     }
 }
