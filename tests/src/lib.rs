@@ -3,4 +3,8 @@
 //!
 //! Components are installed (once, cached) by `infra/local/install`; the harness only starts them.
 
+pub mod clickhouse;
+pub mod kafka;
 pub mod paths;
+pub mod pprof;
+pub mod s3;

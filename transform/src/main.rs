@@ -6,6 +6,10 @@ use clap::Parser;
 mod cli;
 
 fn main() -> ExitCode {
+    // Deployed as an AWS Lambda `bootstrap` (provided.al2023): run the trigger, settings from env.
+    if pprofhouse_ingest::cli::invoked_as_bootstrap() {
+        return cli::run_bootstrap();
+    }
     let args = cli::Cli::parse();
     cli::init_tracing(&args.log);
     match cli::run(args) {

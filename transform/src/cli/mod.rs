@@ -50,6 +50,8 @@ pub enum Command {
     Migrate(db::MigrateArgs),
     /// Load local profile files straight into ClickHouse (the worker's path without Kafka/S3).
     Load(db::LoadArgs),
+    #[command(flatten)]
+    Ingest(pprofhouse_ingest::cli::IngestCommand),
 }
 
 /// Decoding limits shared by every command that reads profiles.
@@ -72,5 +74,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Top(a) => files::top(a),
         Command::Migrate(a) => db::migrate(a),
         Command::Load(a) => db::load(a),
+        Command::Ingest(c) => {
+            db::runtime()?.block_on(c.run())?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The Lambda `bootstrap` entry: the `lambda` command with settings from the environment.
+pub fn run_bootstrap() -> ExitCode {
+    init_tracing(&LogArgs { log_format: LogFormat::Json, log: std::env::var("PPROFHOUSE_LOG").unwrap_or_else(|_| "info".into()) });
+    let result = pprofhouse_ingest::cli::lambda_from_env()
+        .map_err(anyhow::Error::from)
+        .and_then(|cmd| db::runtime()?.block_on(cmd.run()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pprofhouse: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
