@@ -35,11 +35,17 @@ pub struct DeadLetter {
     pub v: u32,
     pub stage: String,
     pub reason: String,
+    /// A stable short name for the failure (`not_found`, `truncated`, `not_profile`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<String>,
     pub failed_at: DateTime<Utc>,
     pub object: ObjectRef,
     /// For messages that could not even be read: the original payload (lossy UTF-8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
+    /// The Kafka message the worker was processing (lossy UTF-8), so it can be replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_message: Option<String>,
 }
 
 impl DeadLetter {
@@ -48,9 +54,11 @@ impl DeadLetter {
             v: 1,
             stage: stage.into(),
             reason: reason.into(),
+            error_kind: None,
             failed_at: Utc::now(),
             object,
             payload: None,
+            original_message: None,
         }
     }
 }

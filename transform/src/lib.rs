@@ -25,5 +25,6 @@ pub mod explode;
 pub mod pprof;
 pub mod report;
 pub mod store;
+pub mod worker;
 
 pub use explode::{explode, ExplodeOptions, Exploded, FunctionRow, InlineMark, ProfileFacts, Stack};

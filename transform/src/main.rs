@@ -10,6 +10,10 @@ fn main() -> ExitCode {
     if pprofhouse_ingest::cli::invoked_as_bootstrap() {
         return cli::run_bootstrap();
     }
+    if let Err(e) = cli::apply_config_file() {
+        eprintln!("pprofhouse: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let args = cli::Cli::parse();
     cli::init_tracing(&args.log);
     match cli::run(args) {
