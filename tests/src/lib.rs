@@ -8,3 +8,5 @@ pub mod kafka;
 pub mod paths;
 pub mod pprof;
 pub mod s3;
+pub mod goservice;
+pub mod pipeline;

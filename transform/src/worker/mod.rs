@@ -401,6 +401,8 @@ pub async fn run(cfg: WorkerConfig) -> anyhow::Result<()> {
     });
 
     let mut idle_since: Option<Instant> = None;
+    let started = Instant::now();
+    let mut last_assign_note = Instant::now();
     let mut last_lag = Instant::now();
     let poll = Duration::from_millis(200);
     loop {
@@ -438,6 +440,10 @@ pub async fn run(cfg: WorkerConfig) -> anyhow::Result<()> {
                 last_lag = Instant::now();
             }
             let assigned = state.consumer.assignment().map(|a| a.count() > 0).unwrap_or(false);
+            if !assigned && last_assign_note.elapsed() > Duration::from_secs(15) {
+                tracing::warn!(waited_s = started.elapsed().as_secs(), group = %cfg.group, "still waiting for a partition assignment from the group coordinator");
+                last_assign_note = Instant::now();
+            }
             if let Some(idle) = cfg.until_idle {
                 if assigned && state.sink.pending() == 0 {
                     let since = *idle_since.get_or_insert_with(Instant::now);
