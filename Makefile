@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test build release bench bench-explode bench-fleet vs-pprof check-explode down fuzz
+.PHONY: demo test build release bench bench-explode bench-fleet bench-pipeline vs-pprof check-explode down fuzz
 
 demo: release
 	infra/local/demo
@@ -21,7 +21,7 @@ release:
 	$(CARGO) build --release --bin pprofhouse
 
 # Benchmarks print figures; none of them is a test.
-bench: bench-explode vs-pprof bench-fleet
+bench: bench-explode vs-pprof bench-fleet bench-pipeline
 
 bench-explode:
 	$(CARGO) bench -p pprofhouse-transform --bench explode
@@ -40,3 +40,6 @@ fuzz:
 
 down:
 	infra/local/down
+
+bench-pipeline: release
+	tests/benches/pipeline.sh 20
