@@ -23,26 +23,57 @@ for f in go-workload-cpu go-cpu-labels go-workload-heap go-heap-2021 go-workload
 done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-group="bench-$(date +%s)"
-/usr/bin/time -v "$bin" worker --until-idle 5s --group "$group" 2>"$work/time.txt" &
+q() { curl -fsS "$PPROFHOUSE_CLICKHOUSE_URL/?database=pprofhouse_bench" --data-binary "$1"; }
+# Uploads batch $2 of phase $1: 10 services × the 10 fixtures = 100 distinct profiles, then
+# delivers their events through the ingest handler.
+enqueue_batch() {
+    for s in $(seq 10); do
+        "$bin" put --service "$1-$2-$s" --type cpu --event-out "$work/ev-$1-$2.json" "${files[@]}" >/dev/null
+    done
+    "$bin" ingest-event "$work/ev-$1-$2.json" >/dev/null
+}
+report() { # phase, worker start (unix s), enqueue end (unix s)
+    local n rows first last p50 p99 rss
+    n=$(q "SELECT count() FROM profiles FINAL WHERE service LIKE '$1-%'")
+    rows=$(q "SELECT count() FROM function_values WHERE service LIKE '$1-%'")
+    read -r first last p50 p99 < <(q "SELECT toUnixTimestamp64Milli(min(ts)), toUnixTimestamp64Milli(max(inserted_at)), quantileExact(0.5)(dateDiff('millisecond', ts, inserted_at)), quantileExact(0.99)(dateDiff('millisecond', ts, inserted_at)) FROM profiles FINAL WHERE service LIKE '$1-%' FORMAT TSV")
+    rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$work/time-$1.txt")
+    echo "== $1: profiles stored: $n of $((batches * 100)) ($rows function rows)"
+    if [[ $1 == live ]]; then
+        echo "enqueue (upload + event) rate: $(echo "$batches * 100 / ($3 - $2)" | bc -l | xargs printf '%.0f') profiles/s"
+        echo "end to end: $(echo "$n * 1000 / ($last - $first)" | bc -l | xargs printf '%.0f') profiles/s (first upload → last row visible: $(( (last - first) ))ms)"
+        echo "event-to-visible latency (upload second → row inserted; keys carry whole seconds): p50 ${p50} ms, p99 ${p99} ms"
+    else
+        local ms
+        ms=$(echo "$last - $2 * 1000" | bc -l | xargs printf '%.0f')
+        echo "backlog drain (worker start → last row visible, incl. group join): $(echo "$n * 1000 / $ms" | bc -l | xargs printf '%.0f') profiles/s ($n profiles in ${ms} ms)"
+    fi
+    echo "worker peak RSS: $((rss / 1024)) MiB"
+}
+
+# Each phase gets its own topic (the local broker keeps earlier runs' messages).
+tansu=${PPROFHOUSE_CACHE:-$HOME/.cache/pprofhouse}/tansu-0.6.0/bin/tansu
+run_id=$(date +%s)
+use_topic() {
+    export PPROFHOUSE_KAFKA_TOPIC="pprofhouse.bench-$run_id-$1"
+    "$tansu" topic create "$PPROFHOUSE_KAFKA_TOPIC" --partitions 4 --broker "tcp://${PPROFHOUSE_KAFKA_BROKERS#*://}" >/dev/null
+}
+
+# Phase 1, live: the worker runs while batches arrive one after another.
+use_topic live
+group="bench-live-$run_id"
+/usr/bin/time -v "$bin" worker --until-idle 5s --group "$group" 2>"$work/time-live.txt" &
 worker=$!
 start=$(date +%s.%N)
-# A batch: 10 services × the 10 fixtures = 100 distinct profiles, then their events.
-for b in $(seq "$batches"); do
-    for s in $(seq 10); do
-        "$bin" put --service "bench-$b-$s" --type cpu --event-out "$work/ev-$b.json" "${files[@]}" >/dev/null
-    done
-    "$bin" ingest-event "$work/ev-$b.json" >/dev/null
-done
+for b in $(seq "$batches"); do enqueue_batch live "$b"; done
 enq=$(date +%s.%N)
 wait "$worker"
-q() { curl -fsS "$PPROFHOUSE_CLICKHOUSE_URL/?database=pprofhouse_bench" --data-binary "$1"; }
-n=$(q "SELECT count() FROM profiles FINAL WHERE service LIKE 'bench-%'")
-read -r first last p50 p99 < <(q "SELECT toUnixTimestamp64Milli(min(ts)), toUnixTimestamp64Milli(max(inserted_at)), quantileExact(0.5)(dateDiff('millisecond', ts, inserted_at)), quantileExact(0.99)(dateDiff('millisecond', ts, inserted_at)) FROM profiles FINAL WHERE service LIKE 'bench-%' FORMAT TSV")
-rows=$(q "SELECT count() FROM function_values WHERE service LIKE 'bench-%'")
-rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$work/time.txt")
-echo "profiles stored: $n of $((batches * 100)) ($rows function rows)"
-echo "enqueue (upload + event) rate: $(echo "$batches * 100 / ($enq - $start)" | bc -l | xargs printf '%.0f') profiles/s"
-echo "end to end: $(echo "$n * 1000 / ($last - $first)" | bc -l | xargs printf '%.0f') profiles/s (first upload → last row visible: $(( (last - first) ))ms)"
-echo "event-to-visible latency (upload second → row inserted; keys carry whole seconds): p50 ${p50} ms, p99 ${p99} ms"
-echo "worker peak RSS: $((rss / 1024)) MiB"
+report live "$start" "$enq"
+
+# Phase 2, backlog: everything is enqueued first, then one worker drains it (worker throughput).
+use_topic backlog
+for b in $(seq "$batches"); do enqueue_batch backlog "$b"; done
+group="bench-backlog-$run_id"
+start=$(date +%s.%N)
+/usr/bin/time -v "$bin" worker --until-idle 3s --group "$group" 2>"$work/time-backlog.txt"
+report backlog "$start"

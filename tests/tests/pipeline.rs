@@ -590,3 +590,46 @@ fn sigterm_during_work_exits_0_and_loses_nothing() {
     assert_all_committed(&p, "after the second run");
     assert!(p.dead_letters().unwrap().is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// h. Rebalances: a second worker joins mid-run, then leaves
+
+#[test]
+fn a_worker_joining_and_leaving_mid_run_loses_and_duplicates_nothing() {
+    let p = start();
+    // Small, lingering batches and few messages in flight: the rebalances land mid-batch.
+    p.set_env("PPROFHOUSE_BATCH_LINGER", "1s");
+    p.set_env("PPROFHOUSE_BATCH_ROWS", "1500");
+    let n = 400;
+    let t0 = now() - chrono::Duration::hours(5);
+    let (keys, files) = upload_cpu_fleet(&p, n, t0, 0, "rebal");
+    deliver(&p, &keys);
+
+    let mut a = p.spawn_worker(&["--concurrency", "2"]).unwrap();
+    wait_until(Duration::from_secs(90), Duration::from_millis(50), || (p.profile_count().unwrap_or(0) > 0).then_some(()))
+        .unwrap_or_else(|| panic!("no rows after 90 s: {}", a.stderr_tail(40)));
+    // B joins: the group rebalances while A has a batch open (and maybe one being written).
+    let mut b = p.spawn_worker(&["--concurrency", "2"]).unwrap();
+    let joined = wait_until(Duration::from_secs(60), Duration::from_millis(100), || a.stderr().contains("partitions revoked").then_some(()));
+    let at_join = p.profile_count().unwrap();
+    assert!(joined.is_some(), "A saw no rebalance after B started ({at_join} of {n} stored):\nA: {}\nB: {}", a.stderr_tail(30), b.stderr_tail(30));
+    assert!(at_join < n as u64, "all {n} profiles were stored before the rebalance; the test proves nothing");
+    // Let both work, then B leaves cleanly: a second rebalance hands its partitions back to A.
+    std::thread::sleep(Duration::from_secs(3));
+    terminate(&mut b, "B leaving the group");
+    assert_committed_are_stored(&p, "after B left");
+    wait_for_count(&p, n as u64, Duration::from_secs(180), Some(&mut a));
+    terminate(&mut a, "A at the end");
+    eprintln!("{at_join} of {n} stored when B joined");
+
+    assert_eq!(p.profile_count().unwrap(), n as u64);
+    let mut want_keys = keys.clone();
+    want_keys.sort();
+    assert_eq!(p.stored_keys().unwrap(), want_keys);
+    let rows: u64 = files.iter().map(|f| function_rows(f)).sum();
+    assert_eq!(p.count("function_values").unwrap(), rows, "duplicate or missing raw rows");
+    let (from, to) = (t0 - chrono::Duration::hours(1), now() + chrono::Duration::hours(1));
+    assert_eq!(sql_top(&p, &top_args("cpu", CPU, from, to, &[])), go_pprof_top(&files, CPU));
+    assert_all_committed(&p, "after both workers stopped");
+    assert!(p.dead_letters().unwrap().is_empty());
+}

@@ -245,60 +245,125 @@ pub struct FlushStats {
     pub bytes: usize,
 }
 
-/// Batches profiles and writes them to ClickHouse.
-pub struct Sink {
-    client: clickhouse::Client,
-    cfg: SinkConfig,
-    pending: Vec<ProfileRecord>,
-    pending_rows: usize,
-    pending_bytes: usize,
+/// Profiles waiting to be written, each with a caller's tag (the worker tags records with
+/// their Kafka partition, so a revoked partition's records can be dropped).
+pub struct Batch<T = ()> {
+    records: Vec<ProfileRecord>,
+    tags: Vec<T>,
+    rows: usize,
+    bytes: usize,
     first_at: Option<Instant>,
-    known_stacks: HashMap<u64, Instant>,
 }
 
-impl Sink {
-    pub fn new(client: clickhouse::Client, cfg: SinkConfig) -> Self {
-        Sink { client, cfg, pending: Vec::new(), pending_rows: 0, pending_bytes: 0, first_at: None, known_stacks: HashMap::new() }
+impl<T> Default for Batch<T> {
+    fn default() -> Self {
+        Batch { records: Vec::new(), tags: Vec::new(), rows: 0, bytes: 0, first_at: None }
     }
+}
 
-    /// Adds a profile to the current batch.
-    pub fn push(&mut self, rec: ProfileRecord) {
-        self.pending_rows += rec.function_rows();
-        self.pending_bytes += rec.exploded.names.iter().map(|n| n.len() + 24).sum::<usize>() * rec.exploded.facts.sample_types.len().max(1)
-            + rec.exploded.stacks.iter().map(|s| s.frames.len() * 4 + 16).sum::<usize>();
+fn approx_bytes(rec: &ProfileRecord) -> usize {
+    rec.exploded.names.iter().map(|n| n.len() + 24).sum::<usize>() * rec.exploded.facts.sample_types.len().max(1)
+        + rec.exploded.stacks.iter().map(|s| s.frames.len() * 4 + 16).sum::<usize>()
+}
+
+impl<T> Batch<T> {
+    /// Adds a profile.
+    pub fn push(&mut self, rec: ProfileRecord, tag: T) {
+        self.rows += rec.function_rows();
+        self.bytes += approx_bytes(&rec);
         self.first_at.get_or_insert_with(Instant::now);
-        self.pending.push(rec);
+        self.records.push(rec);
+        self.tags.push(tag);
     }
 
-    /// Profiles waiting in the batch.
-    pub fn pending(&self) -> usize {
-        self.pending.len()
+    /// Profiles in the batch.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Function rows in the batch.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The records, in the order they were pushed.
+    pub fn records(&self) -> &[ProfileRecord] {
+        &self.records
+    }
+
+    /// The tags, aligned with [`Batch::records`].
+    pub fn tags(&self) -> &[T] {
+        &self.tags
     }
 
     /// True when the batch is full (rows or bytes) or old enough to go.
-    pub fn should_flush(&self) -> bool {
-        !self.pending.is_empty()
-            && (self.pending_rows >= self.cfg.batch_rows
-                || self.pending_bytes >= self.cfg.batch_bytes
-                || self.first_at.is_some_and(|t| t.elapsed() >= self.cfg.linger))
+    pub fn should_flush(&self, cfg: &SinkConfig) -> bool {
+        !self.records.is_empty()
+            && (self.rows >= cfg.batch_rows || self.bytes >= cfg.batch_bytes || self.first_at.is_some_and(|t| t.elapsed() >= cfg.linger))
     }
 
-    /// When the current batch must go at the latest (`None` when empty).
-    pub fn deadline(&self) -> Option<Instant> {
-        self.first_at.map(|t| t + self.cfg.linger)
+    /// True when the batch is this many times over its row or byte budget (back-pressure).
+    pub fn over(&self, cfg: &SinkConfig, factor: usize) -> bool {
+        self.rows >= cfg.batch_rows.saturating_mul(factor) || self.bytes >= cfg.batch_bytes.saturating_mul(factor)
     }
 
-    /// Writes the batch. On error the batch is kept, so calling `flush` again retries it.
-    pub async fn flush(&mut self) -> Result<FlushStats, StoreError> {
-        if self.pending.is_empty() {
+    /// When the batch must go at the latest (`None` when empty).
+    pub fn deadline(&self, cfg: &SinkConfig) -> Option<Instant> {
+        self.first_at.map(|t| t + cfg.linger)
+    }
+
+    /// Keeps only the records whose tag satisfies `keep`; returns how many were dropped.
+    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) -> usize {
+        let before = self.records.len();
+        let mut kept = Batch::default();
+        for (rec, tag) in std::mem::take(&mut self.records).into_iter().zip(std::mem::take(&mut self.tags)) {
+            if keep(&tag) {
+                kept.push(rec, tag);
+            }
+        }
+        kept.first_at = kept.first_at.and(self.first_at);
+        *self = kept;
+        before - self.records.len()
+    }
+
+    /// Takes the batch out, leaving an empty one.
+    pub fn take(&mut self) -> Self {
+        std::mem::take(self)
+    }
+}
+
+/// Writes batches to ClickHouse: the processed-profile check, then one INSERT.
+pub struct Writer {
+    client: clickhouse::Client,
+    cfg: SinkConfig,
+    known_stacks: HashMap<u64, Instant>,
+}
+
+impl Writer {
+    pub fn new(client: clickhouse::Client, cfg: SinkConfig) -> Self {
+        Writer { client, cfg, known_stacks: HashMap::new() }
+    }
+
+    pub fn config(&self) -> &SinkConfig {
+        &self.cfg
+    }
+
+    /// Writes `records`, skipping profiles already stored (and repeats within `records`).
+    /// Safe to call again with the same records after an error: the check runs first.
+    pub async fn write(&mut self, records: &[ProfileRecord]) -> Result<FlushStats, StoreError> {
+        if records.is_empty() {
             return Ok(FlushStats::default());
         }
-        let existing = existing_ids(&self.client, self.pending.iter().map(|r| r.id)).await?;
+        let existing = existing_ids(&self.client, records.iter().map(|r| r.id)).await?;
         let fresh: Vec<&ProfileRecord> = {
             let mut seen = std::collections::HashSet::new();
-            self.pending.iter().filter(|r| !existing.contains(&r.id) && seen.insert(r.id)).collect()
+            records.iter().filter(|r| !existing.contains(&r.id) && seen.insert(r.id)).collect()
         };
-        let mut stats = FlushStats { duplicates: self.pending.len() - fresh.len(), ..Default::default() };
+        let mut stats = FlushStats { duplicates: records.len() - fresh.len(), ..Default::default() };
         if !fresh.is_empty() {
             let mut insert = self.client.insert::<IngestRow<'_>>("ingest").await?;
             let now = Instant::now();
@@ -309,7 +374,7 @@ impl Sink {
             }
             insert.end().await?;
             stats.inserted = fresh.len();
-            stats.bytes = self.pending_bytes;
+            stats.bytes = fresh.iter().map(|r| approx_bytes(r)).sum();
             if self.cfg.stacks {
                 if self.known_stacks.len() > KNOWN_STACK_MAX {
                     self.known_stacks.clear();
@@ -322,10 +387,46 @@ impl Sink {
                 self.known_stacks.retain(|_, at| now.duration_since(*at) < KNOWN_STACK_TTL);
             }
         }
-        self.pending.clear();
-        self.pending_rows = 0;
-        self.pending_bytes = 0;
-        self.first_at = None;
+        Ok(stats)
+    }
+}
+
+/// Batches profiles and writes them to ClickHouse (a [`Batch`] and a [`Writer`] together; the
+/// worker drives the two separately so it can fill the next batch while one is being written).
+pub struct Sink {
+    writer: Writer,
+    batch: Batch,
+}
+
+impl Sink {
+    pub fn new(client: clickhouse::Client, cfg: SinkConfig) -> Self {
+        Sink { writer: Writer::new(client, cfg), batch: Batch::default() }
+    }
+
+    /// Adds a profile to the current batch.
+    pub fn push(&mut self, rec: ProfileRecord) {
+        self.batch.push(rec, ());
+    }
+
+    /// Profiles waiting in the batch.
+    pub fn pending(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// True when the batch is full (rows or bytes) or old enough to go.
+    pub fn should_flush(&self) -> bool {
+        self.batch.should_flush(&self.writer.cfg)
+    }
+
+    /// When the current batch must go at the latest (`None` when empty).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.batch.deadline(&self.writer.cfg)
+    }
+
+    /// Writes the batch. On error the batch is kept, so calling `flush` again retries it.
+    pub async fn flush(&mut self) -> Result<FlushStats, StoreError> {
+        let stats = self.writer.write(self.batch.records()).await?;
+        self.batch = Batch::default();
         Ok(stats)
     }
 }
