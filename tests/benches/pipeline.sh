@@ -47,6 +47,9 @@ report() { # phase, worker start (unix s), enqueue end (unix s)
         local ms
         ms=$(echo "$last - $2 * 1000" | bc -l | xargs printf '%.0f')
         echo "backlog drain (worker start → last row visible, incl. group join): $(echo "$n * 1000 / $ms" | bc -l | xargs printf '%.0f') profiles/s ($n profiles in ${ms} ms)"
+        local steady
+        steady=$(q "SELECT dateDiff('millisecond', min(inserted_at), max(inserted_at)) FROM profiles FINAL WHERE service LIKE '$1-%'")
+        echo "backlog drain, steady state (first batch stored → last): $(echo "$n * 1000 / $steady" | bc -l | xargs printf '%.0f') profiles/s"
     fi
     echo "worker peak RSS: $((rss / 1024)) MiB"
 }
@@ -75,5 +78,6 @@ use_topic backlog
 for b in $(seq "$batches"); do enqueue_batch backlog "$b"; done
 group="bench-backlog-$run_id"
 start=$(date +%s.%N)
-/usr/bin/time -v "$bin" worker --until-idle 3s --group "$group" 2>"$work/time-backlog.txt"
+# (the worker's default linger: this phase measures throughput, not latency)
+PPROFHOUSE_BATCH_LINGER=2s /usr/bin/time -v "$bin" worker --until-idle 3s --group "$group" 2>"$work/time-backlog.txt"
 report backlog "$start"

@@ -2,6 +2,10 @@
 # Whole-process comparison: `pprofhouse top FILE` vs `go tool pprof -top FILE`.
 # Usage: transform/benches/vs-pprof.sh [RUNS] [FILE...]   (needs a release build and `go`)
 # Prints mean wall time per run of each and the ratio.
+# The bundled fixtures are small (process start-up dominates); for large real profiles, e.g.:
+#   go test -run 'TestStdlib|TestCheck|TestManual|TestIssue' -memprofilerate=1 \
+#     -memprofile /tmp/allocs.pb.gz -cpuprofile /tmp/cpu.pb.gz go/types      (~10 min)
+#   transform/benches/vs-pprof.sh 3 /tmp/allocs.pb.gz /tmp/cpu.pb.gz
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 runs=${1:-20}; shift || true

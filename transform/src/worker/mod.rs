@@ -55,7 +55,7 @@ pub struct WorkerConfig {
     #[arg(long, env = "PPROFHOUSE_KAFKA_GROUP", default_value = "pprofhouse-worker")]
     pub group: String,
     /// Objects fetched and exploded concurrently.
-    #[arg(long, env = "PPROFHOUSE_CONCURRENCY", default_value_t = 8)]
+    #[arg(long, env = "PPROFHOUSE_CONCURRENCY", default_value_t = 16)]
     pub concurrency: usize,
     /// Largest object fetched from S3, in bytes (larger ones are dead-lettered).
     #[arg(long, env = "PPROFHOUSE_MAX_OBJECT_BYTES", default_value_t = 64 << 20)]
