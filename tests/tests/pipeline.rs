@@ -180,6 +180,22 @@ fn snapshot(p: &Pipeline, from: DateTime<Utc>, to: DateTime<Utc>) -> (u64, u64, 
     (p.profile_count().unwrap(), p.count("function_values").unwrap(), sql_top(p, &top_args("cpu", CPU, from, to, &[])))
 }
 
+/// The end state every fault test must reach: exactly `keys` stored, once each (no duplicate
+/// raw rows), the SQL top equal to `go tool pprof -top` over `files`, every message committed,
+/// nothing dead-lettered.
+fn assert_stored_exactly_once(p: &Pipeline, keys: &[String], files: &[PathBuf], t0: DateTime<Utc>, ctx: &str) {
+    assert_eq!(p.profile_count().unwrap(), keys.len() as u64, "{ctx}");
+    let mut want_keys = keys.to_vec();
+    want_keys.sort();
+    assert_eq!(p.stored_keys().unwrap(), want_keys, "{ctx}");
+    let rows: u64 = files.iter().map(|f| function_rows(f)).sum();
+    assert_eq!(p.count("function_values").unwrap(), rows, "{ctx}: duplicate or missing raw rows");
+    let (from, to) = (t0 - chrono::Duration::hours(1), now() + chrono::Duration::hours(1));
+    assert_eq!(sql_top(p, &top_args("cpu", CPU, from, to, &[])), go_pprof_top(files, CPU), "{ctx}");
+    assert_all_committed(p, ctx);
+    assert!(p.dead_letters().unwrap().is_empty(), "{ctx}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // a. A real Go service
 
@@ -465,16 +481,8 @@ fn worker_killed_mid_run_then_restarted_stores_everything_exactly_once() {
     p.wait_out_dead_member(killed_at);
     let out = p.run_worker_until_idle(&[]).unwrap();
     assert_success(&out, "restarted worker");
-    assert_eq!(p.profile_count().unwrap(), n as u64);
-    let mut want_keys = keys.clone();
-    want_keys.sort();
-    assert_eq!(p.stored_keys().unwrap(), want_keys);
-    let rows: u64 = files.iter().map(|f| function_rows(f)).sum();
-    assert_eq!(p.count("function_values").unwrap(), rows, "duplicate or missing raw rows");
-    let (from, to) = (t0 - chrono::Duration::hours(1), now() + chrono::Duration::hours(1));
-    assert_eq!(sql_top(&p, &top_args("cpu", CPU, from, to, &[])), go_pprof_top(&files, CPU));
-    assert_all_committed(&p, "after the restart");
-    assert!(p.dead_letters().unwrap().is_empty());
+    assert_eq!(keys.len(), n);
+    assert_stored_exactly_once(&p, &keys, &files, t0, "after the restart");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -621,15 +629,5 @@ fn a_worker_joining_and_leaving_mid_run_loses_and_duplicates_nothing() {
     wait_for_count(&p, n as u64, Duration::from_secs(180), Some(&mut a));
     terminate(&mut a, "A at the end");
     eprintln!("{at_join} of {n} stored when B joined");
-
-    assert_eq!(p.profile_count().unwrap(), n as u64);
-    let mut want_keys = keys.clone();
-    want_keys.sort();
-    assert_eq!(p.stored_keys().unwrap(), want_keys);
-    let rows: u64 = files.iter().map(|f| function_rows(f)).sum();
-    assert_eq!(p.count("function_values").unwrap(), rows, "duplicate or missing raw rows");
-    let (from, to) = (t0 - chrono::Duration::hours(1), now() + chrono::Duration::hours(1));
-    assert_eq!(sql_top(&p, &top_args("cpu", CPU, from, to, &[])), go_pprof_top(&files, CPU));
-    assert_all_committed(&p, "after both workers stopped");
-    assert!(p.dead_letters().unwrap().is_empty());
+    assert_stored_exactly_once(&p, &keys, &files, t0, "after both workers stopped");
 }

@@ -359,10 +359,9 @@ async fn commit(consumer: &Kafka, offsets: &Pending, metrics: &Metrics, max_back
     }
 }
 
-/// A batch handed to the flush task, and what it gives back.
+/// What the flush task gives back: the writer, and whether the batch landed.
 struct Flight {
     writer: Writer,
-    batch: Batch<Tag>,
     result: anyhow::Result<FlushStats>,
 }
 
@@ -419,7 +418,7 @@ impl FlushTask {
             Err(e) => Err(e),
         };
         self.shared.set_flushing(false);
-        Flight { writer, batch, result }
+        Flight { writer, result }
     }
 }
 
@@ -586,7 +585,6 @@ pub async fn run(cfg: WorkerConfig) -> anyhow::Result<()> {
                 let done = done.map_err(|e| anyhow::anyhow!("flush task failed: {e}"))?;
                 writer = Some(done.writer);
                 done.result?;
-                drop(done.batch);
             }
             Event::Handled(handled) => {
                 let f = inflight.pop_front().expect("guarded");
