@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end pipeline benchmark on the local stack (make bench-pipeline):
-#   a running worker; BATCHES × 100 real fixture profiles uploaded to S3 (profefe keys) and their
-#   ObjectCreated events delivered through the ingest handler, batch after batch;
-#   prints profiles/s end to end, event-to-visible latency p50/p99 (upload time → row inserted),
-#   and the worker's peak RSS.
+#   live: a running worker; BATCHES × 100 real fixture profiles uploaded to S3 (profefe keys) and
+#   their ObjectCreated events delivered through the ingest handler, batch after batch; prints
+#   profiles/s end to end, event-to-visible latency p50/p99 (upload time → row inserted);
+#   backlog: as many profiles enqueued first, then one worker drains them; prints profiles/s
+#   (with and without the group join). Both print the worker's peak RSS.
 # Usage: tests/benches/pipeline.sh [BATCHES=20]     (needs a release build; starts the stack)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
