@@ -1,9 +1,13 @@
-//! Settings shared by the trigger, backfill and the worker: Kafka, S3 and key layouts. Each is a
-//! clap `Args` struct (flatten it into a command) whose values also come from `PPROFHOUSE_*` /
-//! the standard `AWS_*` environment variables.
+//! Settings shared by the trigger, backfill and the worker: Kafka, S3 and key layouts. Plain
+//! serde types (unknown keys are errors); the binary fills them from its TOML file, the
+//! environment and its flags.
+use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 
 use crate::layout::{Defaults, LayoutError, Resolver, Template};
 
@@ -13,40 +17,52 @@ pub const DEFAULT_TOPIC: &str = "pprofhouse.profiles";
 pub const DEFAULT_DLQ_TOPIC: &str = "pprofhouse.deadletter";
 
 /// Kafka connection and topics.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Bootstrap brokers, `host:port[,host:port...]`.
-    #[arg(
-        long = "kafka-brokers",
-        env = "PPROFHOUSE_KAFKA_BROKERS",
-        value_name = "HOST:PORT,..."
-    )]
     pub brokers: String,
     /// Profiles topic.
-    #[arg(long = "kafka-topic", env = "PPROFHOUSE_KAFKA_TOPIC", default_value = DEFAULT_TOPIC)]
     pub topic: String,
-    /// Dead-letter topic (unmatched or unreadable objects, with the reason).
-    #[arg(long = "kafka-dlq-topic", env = "PPROFHOUSE_KAFKA_DLQ_TOPIC", default_value = DEFAULT_DLQ_TOPIC)]
+    /// Dead-letter topic (objects that cannot be processed, with the reason).
     pub dlq_topic: String,
     /// Kafka client id.
-    #[arg(
-        long = "kafka-client-id",
-        env = "PPROFHOUSE_KAFKA_CLIENT_ID",
-        default_value = "pprofhouse"
-    )]
     pub client_id: String,
-    /// How long a message may take to be delivered (librdkafka `message.timeout.ms`); past it the
-    /// send fails (and so does the Lambda invocation).
-    #[arg(
-        long = "kafka-timeout-ms",
-        env = "PPROFHOUSE_KAFKA_TIMEOUT_MS",
-        default_value_t = 30_000
-    )]
+    /// How long a message may take to be delivered (librdkafka `message.timeout.ms`), in ms.
     pub timeout_ms: u64,
-    /// Extra librdkafka properties `KEY=VALUE` (repeatable; env: comma-separated), e.g.
-    /// `security.protocol=SASL_SSL`, `sasl.mechanisms=SCRAM-SHA-512`, `sasl.username=...`.
-    #[arg(long = "kafka-property", env = "PPROFHOUSE_KAFKA_PROPERTIES", value_name = "KEY=VALUE", value_delimiter = ',', value_parser = parse_key_value)]
-    pub extra: Vec<(String, String)>,
+    /// Extra librdkafka properties, e.g. `security.protocol = "SASL_SSL"`.
+    pub properties: BTreeMap<String, String>,
+    /// `sasl.password`, kept apart from the properties so it may hold any character and is
+    /// never printed.
+    pub sasl_password: Option<SecretString>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig::new("")
+    }
+}
+
+/// Property names whose values are never printed.
+fn is_secret_property(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("password") || n.contains("secret") || n.contains("token") || n.ends_with(".key") || n.contains("key.pem")
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let props: BTreeMap<&str, &str> =
+            self.properties.iter().map(|(k, v)| (k.as_str(), if is_secret_property(k) { "[REDACTED]" } else { v.as_str() })).collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("dlq_topic", &self.dlq_topic)
+            .field("client_id", &self.client_id)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("properties", &props)
+            .field("sasl_password", &self.sasl_password.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
 }
 
 impl KafkaConfig {
@@ -58,7 +74,8 @@ impl KafkaConfig {
             dlq_topic: DEFAULT_DLQ_TOPIC.to_string(),
             client_id: "pprofhouse".to_string(),
             timeout_ms: 30_000,
-            extra: Vec::new(),
+            properties: BTreeMap::new(),
+            sasl_password: None,
         }
     }
 
@@ -71,12 +88,20 @@ impl KafkaConfig {
     /// consumer settings).
     pub fn client_config(&self) -> rdkafka::ClientConfig {
         let mut c = rdkafka::ClientConfig::new();
-        c.set("bootstrap.servers", &self.brokers)
-            .set("client.id", &self.client_id);
-        for (k, v) in self.extra.iter().filter(|(k, _)| !k.is_empty()) {
+        c.set("bootstrap.servers", &self.brokers).set("client.id", &self.client_id);
+        self.apply_properties(&mut c);
+        c
+    }
+
+    /// Sets the extra properties and the SASL password on `c` (they override what is there).
+    pub fn apply_properties(&self, c: &mut rdkafka::ClientConfig) {
+        for (k, v) in self.properties.iter().filter(|(k, _)| !k.is_empty()) {
             c.set(k, v);
         }
-        c
+        if let Some(p) = &self.sasl_password {
+            c.set("sasl.password", p.expose_secret());
+        }
+        // librdkafka logs its configuration at debug level only; nothing here is logged.
     }
 }
 
@@ -93,28 +118,23 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
 /// S3 endpoint, region and bucket. Credentials come from the standard AWS chain
 /// (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, profiles, SSO, the Lambda or
 /// EC2 role).
-#[derive(clap::Args, Clone, Debug, Default)]
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct S3Config {
     /// Custom endpoint for S3-compatible stores (e.g. `http://127.0.0.1:19000`); unset for AWS.
-    #[arg(long = "s3-endpoint", env = "PPROFHOUSE_S3_ENDPOINT")]
     pub endpoint: Option<String>,
     /// Region.
-    #[arg(long = "s3-region", env = "AWS_REGION", default_value = "us-east-1")]
     pub region: String,
-    /// Bucket (`--bucket` is an alias).
-    #[arg(
-        long = "s3-bucket",
-        visible_alias = "bucket",
-        env = "PPROFHOUSE_S3_BUCKET"
-    )]
+    /// Bucket.
     pub bucket: Option<String>,
     /// Path-style addressing (`endpoint/bucket/key`); default: on with a custom endpoint.
-    #[arg(
-        long = "s3-path-style",
-        env = "PPROFHOUSE_S3_PATH_STYLE",
-        value_name = "BOOL"
-    )]
     pub path_style: Option<bool>,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config { endpoint: None, region: "us-east-1".into(), bucket: None, path_style: None }
+    }
 }
 
 impl S3Config {
@@ -126,13 +146,8 @@ impl S3Config {
     /// Build a client. With a custom endpoint, checksums are only computed/validated when an
     /// operation requires them (S3-compatible servers differ in their support).
     pub async fn client(&self) -> aws_sdk_s3::Client {
-        let region = if self.region.is_empty() {
-            "us-east-1".to_string()
-        } else {
-            self.region.clone()
-        };
-        let mut loader =
-            aws_config::defaults(aws_config::BehaviorVersion::latest()).region(Region::new(region));
+        let region = if self.region.is_empty() { "us-east-1".to_string() } else { self.region.clone() };
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(Region::new(region));
         if let Some(ep) = &self.endpoint {
             loader = loader.endpoint_url(ep);
         }
@@ -147,146 +162,67 @@ impl S3Config {
     }
 }
 
-/// A `--layout` value: a template; empty (an empty `PPROFHOUSE_INGEST_LAYOUTS`) means none.
-fn parse_template_arg(s: &str) -> Result<Template, LayoutError> {
-    if s.trim().is_empty() {
-        Ok(Template::empty())
-    } else {
-        Template::parse(s.trim())
-    }
-}
-
 /// How profile metadata is found for an object (see [`crate::layout`]).
-#[derive(clap::Args, Clone, Debug)]
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LayoutConfig {
-    /// Key templates tried after profefe's layout, e.g. `{service}/{type}/{yyyy}/{mm}/{dd}/{name}`
-    /// (repeatable; env: `;`-separated).
-    #[arg(long = "layout", env = "PPROFHOUSE_INGEST_LAYOUTS", value_name = "TEMPLATE", value_delimiter = ';', value_parser = parse_template_arg)]
-    pub templates: Vec<Template>,
+    /// Key templates tried after profefe's layout, e.g. `{service}/{type}/{yyyy}/{mm}/{dd}/{name}`.
+    pub templates: Vec<String>,
     /// Parse profefe `P0.` keys.
-    #[arg(long = "profefe-keys", env = "PPROFHOUSE_INGEST_PROFEFE", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub profefe: bool,
     /// Service for objects no layout matches; unset: such objects go to the dead-letter topic.
-    #[arg(long = "default-service", env = "PPROFHOUSE_INGEST_DEFAULT_SERVICE")]
     pub default_service: Option<String>,
     /// Profile type when a layout does not give one.
-    #[arg(
-        long = "default-type",
-        env = "PPROFHOUSE_INGEST_DEFAULT_TYPE",
-        default_value = "unknown"
-    )]
     pub default_type: String,
     /// When the key matches no layout, HEAD the object and read profefe-style object metadata
     /// (`x-amz-meta-service`, `-type`, `-labels`, `-created_at`).
-    #[arg(long = "head-objects", env = "PPROFHOUSE_INGEST_HEAD_OBJECTS", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub head_objects: bool,
 }
 
 impl Default for LayoutConfig {
     fn default() -> Self {
-        LayoutConfig {
-            templates: Vec::new(),
-            profefe: true,
-            default_service: None,
-            default_type: "unknown".into(),
-            head_objects: true,
-        }
+        LayoutConfig { templates: Vec::new(), profefe: true, default_service: None, default_type: "unknown".into(), head_objects: true }
     }
 }
 
 impl LayoutConfig {
-    /// The resolver for these settings.
-    pub fn resolver(&self) -> Resolver {
-        Resolver {
+    /// The resolver for these settings; fails on a template that does not parse.
+    pub fn resolver(&self) -> Result<Resolver, LayoutError> {
+        Ok(Resolver {
             profefe: self.profefe,
-            templates: self
-                .templates
-                .iter()
-                .filter(|t| !t.as_str().is_empty())
-                .cloned()
-                .collect(),
-            defaults: Defaults {
-                service: self.default_service.clone().filter(|s| !s.is_empty()),
-                profile_type: self.default_type.clone(),
-            },
-        }
-    }
-
-    /// Parse templates given as strings (for programmatic use).
-    pub fn with_templates<'a>(
-        mut self,
-        templates: impl IntoIterator<Item = &'a str>,
-    ) -> Result<Self, LayoutError> {
-        for t in templates {
-            self.templates.push(Template::parse(t)?);
-        }
-        Ok(self)
+            templates: self.templates.iter().map(|t| t.trim()).filter(|t| !t.is_empty()).map(Template::parse).collect::<Result<_, _>>()?,
+            defaults: Defaults { service: self.default_service.clone().filter(|s| !s.is_empty()), profile_type: self.default_type.clone() },
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        kafka: KafkaConfig,
-        #[command(flatten)]
-        s3: S3Config,
-        #[command(flatten)]
-        layout: LayoutConfig,
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let mut k = KafkaConfig::new("h:1");
+        k.properties.insert("sasl.username".into(), "alice".into());
+        k.properties.insert("sasl.password".into(), "pw-in-properties".into());
+        k.sasl_password = Some(SecretString::from("pw,with,commas"));
+        let shown = format!("{k:?}");
+        assert!(shown.contains("alice"), "{shown}");
+        assert!(!shown.contains("pw-in-properties") && !shown.contains("pw,with,commas"), "{shown}");
+        assert_eq!(k.client_config().get("sasl.password"), Some("pw,with,commas"));
     }
 
     #[test]
-    fn flags_parse() {
-        let cli = Cli::try_parse_from([
-            "x",
-            "--kafka-brokers",
-            "h:1",
-            "--kafka-property",
-            "security.protocol=SASL_SSL,sasl.mechanisms=PLAIN",
-            "--layout",
-            "{service}/{type}/{name}",
-            "--profefe-keys",
-            "false",
-            "--s3-endpoint",
-            "http://127.0.0.1:1",
-        ])
-        .unwrap();
-        assert_eq!(cli.kafka.brokers, "h:1");
-        assert_eq!(cli.kafka.topic, DEFAULT_TOPIC);
-        assert_eq!(cli.kafka.extra.len(), 2);
-        assert_eq!(
-            cli.kafka.client_config().get("security.protocol"),
-            Some("SASL_SSL")
-        );
-        assert!(cli.s3.path_style());
-        let r = cli.layout.resolver();
+    fn settings_deserialize_strictly() {
+        let k: KafkaConfig = serde_json::from_str(r#"{"brokers": "h:1", "properties": {"security.protocol": "SASL_SSL"}}"#).unwrap();
+        assert_eq!((k.topic.as_str(), k.client_config().get("security.protocol")), (DEFAULT_TOPIC, Some("SASL_SSL")));
+        assert!(serde_json::from_str::<KafkaConfig>(r#"{"broker": "h:1"}"#).is_err());
+        let l: LayoutConfig = serde_json::from_str(r#"{"templates": ["{service}/{type}/{name}"], "profefe": false}"#).unwrap();
+        let r = l.resolver().unwrap();
         assert!(!r.profefe);
         assert_eq!(r.templates.len(), 1);
-        assert!(Cli::try_parse_from(["x", "--kafka-brokers", "h:1", "--layout", "{bad}"]).is_err());
-        // Empty values (e.g. an empty environment variable) mean "none".
-        let cli = Cli::try_parse_from([
-            "x",
-            "--kafka-brokers",
-            "h:1",
-            "--layout",
-            "",
-            "--kafka-property",
-            "",
-        ])
-        .unwrap();
-        assert!(cli.layout.resolver().templates.is_empty());
-        assert!(cli.kafka.client_config().get("").is_none());
-        assert!(Cli::try_parse_from([
-            "x",
-            "--kafka-brokers",
-            "h:1",
-            "--kafka-property",
-            "novalue"
-        ])
-        .is_err());
+        let bad: LayoutConfig = serde_json::from_str(r#"{"templates": ["{bad}"]}"#).unwrap();
+        assert!(bad.resolver().is_err());
+        assert!(S3Config { endpoint: Some("http://127.0.0.1:1".into()), ..Default::default() }.path_style());
     }
 }

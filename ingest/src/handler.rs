@@ -14,9 +14,10 @@ use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use serde::Serialize;
 
-use crate::envelope::{objects_from_records, EventRecord, ObjectRef, Skipped};
 use crate::layout::{LayoutKind, Resolution, Resolver};
-use crate::producer::{DeadLetter, Delivered, Outgoing, ProduceError, Producer};
+use crate::producer::{Delivered, Outgoing, ProduceError, Producer};
+use pprofhouse_message::DeadLetter;
+use pprofhouse_message::{objects_from_records, EventRecord, ObjectRef, Skipped};
 
 /// The stage name written in dead letters from here.
 pub const STAGE: &str = "ingest";
@@ -24,7 +25,9 @@ pub const STAGE: &str = "ingest";
 /// The pure result of an event: messages to send and records skipped.
 #[derive(Debug, Default)]
 pub struct Plan {
+    /// Messages to produce: envelopes and dead letters.
     pub messages: Vec<Outgoing>,
+    /// Records skipped, with reasons.
     pub skipped: Vec<Skipped>,
 }
 
@@ -36,30 +39,16 @@ pub fn plan_event(event: &S3Event, resolver: &Resolver, source: &str) -> Plan {
 }
 
 /// [`plan_event`] over already-converted records.
-pub fn plan_records(
-    records: impl IntoIterator<Item = EventRecord>,
-    resolver: &Resolver,
-    source: &str,
-) -> Plan {
+pub fn plan_records(records: impl IntoIterator<Item = EventRecord>, resolver: &Resolver, source: &str) -> Plan {
     let (objects, mut messages, skipped) = split_records(records, source);
-    messages.extend(
-        objects
-            .into_iter()
-            .map(|o| resolve_outgoing(o, resolver, None)),
-    );
+    messages.extend(objects.into_iter().map(|o| resolve_outgoing(o, resolver, None)));
     Plan { messages, skipped }
 }
 
 /// Records → objects, dead letters for undecodable keys, and logged skips.
-fn split_records(
-    records: impl IntoIterator<Item = EventRecord>,
-    source: &str,
-) -> (Vec<ObjectRef>, Vec<Outgoing>, Vec<Skipped>) {
+fn split_records(records: impl IntoIterator<Item = EventRecord>, source: &str) -> (Vec<ObjectRef>, Vec<Outgoing>, Vec<Skipped>) {
     let records: Vec<EventRecord> = records.into_iter().collect();
-    let by_key: HashMap<String, EventRecord> = records
-        .iter()
-        .filter_map(|r| Some((r.key.clone()?, r.clone())))
-        .collect();
+    let by_key: HashMap<String, EventRecord> = records.iter().filter_map(|r| Some((r.key.clone()?, r.clone()))).collect();
     let (objects, skipped) = objects_from_records(records, source);
     let mut dead = Vec::new();
     let mut rest = Vec::new();
@@ -68,11 +57,7 @@ fn split_records(
             // Not lost: the dead-letter topic keeps the raw key and the reason.
             let r = by_key.get(&s.key);
             let size = r.and_then(|r| r.size).unwrap_or(0).max(0) as u64;
-            let mut o = ObjectRef::new(
-                r.and_then(|r| r.bucket.clone()).unwrap_or_default(),
-                s.key.clone(),
-                size,
-            );
+            let mut o = ObjectRef::new(r.and_then(|r| r.bucket.clone()).unwrap_or_default(), s.key.clone(), size);
             o.event_time = r.and_then(|r| r.event_time);
             o.source = Some(source.to_string());
             tracing::warn!(key = %s.key, reason = %s.reason, "record dead-lettered");
@@ -85,11 +70,7 @@ fn split_records(
     (objects, dead, rest)
 }
 
-fn resolve_outgoing(
-    mut o: ObjectRef,
-    resolver: &Resolver,
-    metadata: Option<&HashMap<String, String>>,
-) -> Outgoing {
+fn resolve_outgoing(mut o: ObjectRef, resolver: &Resolver, metadata: Option<&HashMap<String, String>>) -> Outgoing {
     match resolver.resolve_object(&o, metadata) {
         Resolution::Matched(m) => {
             o.meta = Some(m);
@@ -108,18 +89,24 @@ pub struct Report {
     pub dead_lettered: usize,
     /// Records skipped (non-create, zero-size, ...).
     pub skipped: usize,
+    /// Where each message landed.
     pub deliveries: Vec<Delivered>,
 }
 
 /// The invocation failed; Lambda should retry.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
+    /// Producing to Kafka failed.
     #[error(transparent)]
     Produce(#[from] ProduceError),
+    /// A HEAD request for object metadata failed.
     #[error("HEAD s3://{bucket}/{key} failed: {message}")]
     Head {
+        /// Bucket.
         bucket: String,
+        /// Key.
         key: String,
+        /// The error.
         message: String,
     },
 }
@@ -136,12 +123,7 @@ pub struct Ingestor {
 impl Ingestor {
     /// `source` is written into envelopes (`lambda`, `ingest-event`, `backfill`).
     pub fn new(producer: Producer, resolver: Resolver, source: impl Into<String>) -> Self {
-        Ingestor {
-            producer,
-            resolver,
-            s3: None,
-            source: source.into(),
-        }
+        Ingestor { producer, resolver, s3: None, source: source.into() }
     }
 
     /// HEAD objects whose key matches no layout, to read their object metadata.
@@ -150,14 +132,17 @@ impl Ingestor {
         self
     }
 
+    /// The producer.
     pub fn producer(&self) -> &Producer {
         &self.producer
     }
 
+    /// The key layouts.
     pub fn resolver(&self) -> &Resolver {
         &self.resolver
     }
 
+    /// The source name written into envelopes (`lambda`, `ingest-event`, `backfill`).
     pub fn source(&self) -> &str {
         &self.source
     }
@@ -165,19 +150,11 @@ impl Ingestor {
     /// Handle one S3 event: every ObjectCreated record becomes one message (or a dead letter);
     /// fails if any message is not delivered.
     pub async fn handle_event(&self, event: &S3Event) -> Result<Report, HandlerError> {
-        let (objects, mut msgs, skipped) = split_records(
-            event.records.iter().cloned().map(EventRecord::from),
-            &self.source,
-        );
+        let (objects, mut msgs, skipped) = split_records(event.records.iter().cloned().map(EventRecord::from), &self.source);
         msgs.extend(self.resolve_all(objects).await?);
         let mut report = self.send(msgs).await?;
         report.skipped = skipped.len();
-        tracing::info!(
-            enqueued = report.enqueued,
-            dead_lettered = report.dead_lettered,
-            skipped = report.skipped,
-            "event handled"
-        );
+        tracing::info!(enqueued = report.enqueued, dead_lettered = report.dead_lettered, skipped = report.skipped, "event handled");
         Ok(report)
     }
 
@@ -190,10 +167,7 @@ impl Ingestor {
 
     /// Resolve metadata: key layouts, then (with an S3 client) HEAD for object metadata, then
     /// the defaults; unmatched objects become dead letters.
-    pub async fn resolve_all(
-        &self,
-        objects: Vec<ObjectRef>,
-    ) -> Result<Vec<Outgoing>, HandlerError> {
+    pub async fn resolve_all(&self, objects: Vec<ObjectRef>) -> Result<Vec<Outgoing>, HandlerError> {
         let mut out = Vec::with_capacity(objects.len());
         for o in objects {
             let needs_head = self.s3.is_some()
@@ -203,11 +177,7 @@ impl Ingestor {
             if let (true, Some(s3)) = (needs_head, &self.s3) {
                 match head_metadata(s3, &o.bucket, &o.key).await? {
                     Some(md) => out.push(resolve_outgoing(o, &self.resolver, Some(&md))),
-                    None => out.push(Outgoing::DeadLetter(DeadLetter::new(
-                        o,
-                        STAGE,
-                        "object not found on HEAD (deleted since?)",
-                    ))),
+                    None => out.push(Outgoing::DeadLetter(DeadLetter::new(o, STAGE, "object not found on HEAD (deleted since?)"))),
                 }
             } else {
                 out.push(resolve_outgoing(o, &self.resolver, None));
@@ -221,26 +191,15 @@ impl Ingestor {
         let deliveries = self.producer.send_all(&msgs).await?;
         let dlq = self.producer.dlq_topic();
         let dead_lettered = deliveries.iter().filter(|d| d.topic == dlq).count();
-        Ok(Report {
-            enqueued: deliveries.len() - dead_lettered,
-            dead_lettered,
-            skipped: 0,
-            deliveries,
-        })
+        Ok(Report { enqueued: deliveries.len() - dead_lettered, dead_lettered, skipped: 0, deliveries })
     }
 }
 
 /// HEAD an object: its user metadata, `None` if it does not exist (any more).
-async fn head_metadata(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<HashMap<String, String>>, HandlerError> {
+async fn head_metadata(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<HashMap<String, String>>, HandlerError> {
     match s3.head_object().bucket(bucket).key(key).send().await {
         Ok(out) => Ok(Some(out.metadata.unwrap_or_default())),
-        Err(SdkError::ServiceError(e)) if matches!(e.err(), HeadObjectError::NotFound(_)) => {
-            Ok(None)
-        }
+        Err(SdkError::ServiceError(e)) if matches!(e.err(), HeadObjectError::NotFound(_)) => Ok(None),
         Err(e) => Err(HandlerError::Head {
             bucket: bucket.to_string(),
             key: key.to_string(),
@@ -301,59 +260,33 @@ mod tests {
     #[test]
     fn plan_skips_decodes_and_dead_letters() {
         let ev = event(&[
-            (
-                "ObjectCreated:Put",
-                "P0.svc1/1/9bsv0s3ipt32jfck6kt0%2Ck1%3Dv1%2Ck2%3Dv2",
-                10,
-            ),
+            ("ObjectCreated:Put", "P0.svc1/1/9bsv0s3ipt32jfck6kt0%2Ck1%3Dv1%2Ck2%3Dv2", 10),
             ("ObjectRemoved:Delete", "P0.svc1/1/9bsv0s3ipt32jfck6kt0", 0),
             ("ObjectCreated:Put", "empty", 0),
-            (
-                "ObjectCreated:Copy",
-                "team/heap/2024/02/03/my+host+%E6%97%A5.pb.gz",
-                5,
-            ),
+            ("ObjectCreated:Copy", "team/heap/2024/02/03/my+host+%E6%97%A5.pb.gz", 5),
             ("ObjectCreated:Post", "random+file.bin", 5),
             ("ObjectCreated:Put", "bad%ZZ", 5),
         ]);
         let mut r = Resolver::default();
-        r.templates
-            .push(Template::parse("{service}/{type}/{yyyy}/{mm}/{dd}/{name}").unwrap());
+        r.templates.push(Template::parse("{service}/{type}/{yyyy}/{mm}/{dd}/{name}").unwrap());
         let plan = plan_event(&ev, &r, "test");
         assert_eq!(plan.skipped.len(), 2);
-        let kinds: Vec<(bool, String)> = plan
-            .messages
-            .iter()
-            .map(|m| (matches!(m, Outgoing::Profile(_)), m.message_key()))
-            .collect();
+        let kinds: Vec<(bool, String)> = plan.messages.iter().map(|m| (matches!(m, Outgoing::Profile(_)), m.message_key())).collect();
         assert_eq!(
             kinds,
             vec![
                 (false, "profiles/bad%ZZ".to_string()),
-                (
-                    true,
-                    "profiles/P0.svc1/1/9bsv0s3ipt32jfck6kt0,k1=v1,k2=v2".to_string()
-                ),
-                (
-                    true,
-                    "profiles/team/heap/2024/02/03/my host 日.pb.gz".to_string()
-                ),
+                (true, "profiles/P0.svc1/1/9bsv0s3ipt32jfck6kt0,k1=v1,k2=v2".to_string()),
+                (true, "profiles/team/heap/2024/02/03/my host 日.pb.gz".to_string()),
                 (false, "profiles/random file.bin".to_string()),
             ]
         );
-        let Outgoing::Profile(o) = &plan.messages[2] else {
-            unreachable!()
-        };
+        let Outgoing::Profile(o) = &plan.messages[2] else { unreachable!() };
         let m = o.meta.as_ref().unwrap();
-        assert_eq!(
-            (m.service.as_str(), m.profile_type.as_str()),
-            ("team", "heap")
-        );
+        assert_eq!((m.service.as_str(), m.profile_type.as_str()), ("team", "heap"));
         assert_eq!(m.created_at.to_rfc3339(), "2024-02-03T04:05:06+00:00");
         assert_eq!(o.source.as_deref(), Some("test"));
-        let Outgoing::DeadLetter(d) = &plan.messages[3] else {
-            unreachable!()
-        };
+        let Outgoing::DeadLetter(d) = &plan.messages[3] else { unreachable!() };
         assert!(d.reason.contains("no layout matched"), "{}", d.reason);
     }
 }

@@ -18,23 +18,25 @@
 //! already there, with a rate limit and a resumable checkpoint.
 //!
 //! **Other sources.** S3-compatible stores (MinIO's Kafka notification target) publish the raw S3
-//! event JSON straight to the topic. [`envelope::parse_message`] accepts both that and the
-//! envelope, and [`layout::Resolver::resolve_object`] gives the worker the same metadata the
-//! trigger would have computed.
+//! event JSON straight to the topic. [`pprofhouse_message::parse_message`] accepts both that and
+//! the envelope, and [`layout::Resolver::resolve_object`] gives the worker the same metadata the
+//! trigger would have computed. The messages themselves (envelope, [`ProfileMeta`],
+//! [`DeadLetter`]) are defined once, in `pprofhouse-message` (`ingest/message/`), and re-exported
+//! here.
 //!
 //! **Metadata.** [`layout`] knows profefe's key layout `P0.<service>/<type>/<xid>[,labels]` (the
 //! xid holds the creation time), configurable templates for other layouts, and profefe's object
 //! metadata (`service`, `type`, `labels`, `created_at`), read with a HEAD when the key says
 //! nothing.
 //!
-//! **Settings.** [`config`] holds clap `Args` structs for Kafka, S3 and layouts, read from flags
-//! or `PPROFHOUSE_*`/`AWS_*` variables, reused by the worker. [`cli::IngestCommand`] is what the
-//! `pprofhouse` binary flattens into its subcommands.
+//! **Settings.** [`config`] holds plain serde structs for Kafka, S3 and layouts (unknown keys
+//! are errors); the `pprofhouse` binary fills them from its config file, the environment and its
+//! flags, and the worker reuses them.
 //!
 //! **In the worker**, per consumed message:
 //!
 //! ```ignore
-//! for obj in pprofhouse_ingest::parse_message(payload)? {        // envelope or raw Records[]
+//! for obj in pprofhouse_message::parse_message(payload)? {        // envelope or raw Records[]
 //!     let meta = match &obj.meta {
 //!         Some(m) => m.clone(),                                   // the trigger resolved it
 //!         None => match resolver.resolve_object(&obj, Some(&get_object_user_metadata)) {
@@ -51,18 +53,17 @@
 //!
 //! Delivery is at-least-once end to end: a retried Lambda invocation or a re-run backfill page may
 //! produce a message twice; consumers dedupe on `bucket/key` + etag/sequencer.
+#![deny(missing_docs)]
+
 pub mod backfill;
-pub mod cli;
 pub mod config;
-pub mod envelope;
 pub mod handler;
 pub mod layout;
 pub mod producer;
 
 pub use aws_lambda_events::s3::S3Event;
-pub use cli::IngestCommand;
 pub use config::{KafkaConfig, LayoutConfig, S3Config};
-pub use envelope::{parse_message, ObjectRef, ENVELOPE_VERSION};
 pub use handler::{Ingestor, Report};
-pub use layout::{ProfileMeta, Resolution, Resolver};
-pub use producer::{DeadLetter, Outgoing, Producer};
+pub use layout::{Resolution, Resolver};
+pub use pprofhouse_message::{parse_message, DeadLetter, ObjectRef, ProfileMeta, ENVELOPE_VERSION};
+pub use producer::{Outgoing, Producer};

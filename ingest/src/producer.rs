@@ -11,57 +11,15 @@
 //! produces `bucket/key` agrees on the partition of an object.
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::KafkaConfig;
-use crate::envelope::ObjectRef;
-
-/// Header carrying the dead-letter reason.
-pub const HEADER_REASON: &str = "pprofhouse-reason";
-/// Header carrying the stage that dead-lettered a message (`ingest`, `worker`, ...).
-pub const HEADER_STAGE: &str = "pprofhouse-stage";
-/// Header carrying the envelope version / content kind.
-pub const HEADER_KIND: &str = "pprofhouse-kind";
-
-/// A message on the dead-letter topic: the object (as far as known), why, and where.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DeadLetter {
-    pub v: u32,
-    pub stage: String,
-    pub reason: String,
-    /// A stable short name for the failure (`not_found`, `truncated`, `not_profile`, …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_kind: Option<String>,
-    pub failed_at: DateTime<Utc>,
-    pub object: ObjectRef,
-    /// For messages that could not even be read: the original payload (lossy UTF-8).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload: Option<String>,
-    /// The Kafka message the worker was processing (lossy UTF-8), so it can be replayed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub original_message: Option<String>,
-}
-
-impl DeadLetter {
-    pub fn new(object: ObjectRef, stage: impl Into<String>, reason: impl Into<String>) -> Self {
-        DeadLetter {
-            v: 1,
-            stage: stage.into(),
-            reason: reason.into(),
-            error_kind: None,
-            failed_at: Utc::now(),
-            object,
-            payload: None,
-            original_message: None,
-        }
-    }
-}
+use pprofhouse_message::{DeadLetter, ObjectRef, HEADER_KIND, HEADER_REASON, HEADER_STAGE};
 
 /// One message to produce.
 #[derive(Clone, Debug)]
@@ -85,22 +43,32 @@ impl Outgoing {
 /// Where a message landed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Delivered {
+    /// Topic.
     pub topic: String,
+    /// Message key.
     pub key: String,
+    /// Partition.
     pub partition: i32,
+    /// Offset.
     pub offset: i64,
 }
 
 /// Producing failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProduceError {
+    /// The producer could not be created (bad settings).
     #[error("cannot create the Kafka producer: {0}")]
     Create(#[source] KafkaError),
+    /// Messages were not delivered.
     #[error("{failed} of {total} messages were not delivered; first: {key}")]
     Delivery {
+        /// How many failed.
         failed: usize,
+        /// How many were sent.
         total: usize,
+        /// Message key.
         key: String,
+        /// The first failure.
         #[source]
         source: KafkaError,
     },
@@ -127,16 +95,9 @@ impl Producer {
             .set("compression.type", "lz4")
             .set("linger.ms", "5")
             .set("message.timeout.ms", cfg.timeout_ms.to_string());
-        for (k, v) in cfg.extra.iter().filter(|(k, _)| !k.is_empty()) {
-            c.set(k, v);
-        }
+        cfg.apply_properties(&mut c);
         let inner: FutureProducer = c.create().map_err(ProduceError::Create)?;
-        Ok(Producer {
-            inner,
-            topic: cfg.topic.clone(),
-            dlq_topic: cfg.dlq_topic.clone(),
-            timeout: cfg.timeout(),
-        })
+        Ok(Producer { inner, topic: cfg.topic.clone(), dlq_topic: cfg.dlq_topic.clone(), timeout: cfg.timeout() })
     }
 
     /// The underlying rdkafka producer.
@@ -190,15 +151,9 @@ impl Producer {
         let futures = prepared.iter().map(|p| {
             let mut headers = OwnedHeaders::new_with_capacity(p.headers.len());
             for (k, v) in &p.headers {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: Some(v.as_bytes()),
-                });
+                headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
             }
-            let record = FutureRecord::to(&p.topic)
-                .key(p.key.as_bytes())
-                .payload(&p.payload)
-                .headers(headers);
+            let record = FutureRecord::to(&p.topic).key(p.key.as_bytes()).payload(&p.payload).headers(headers);
             self.inner.send(record, Timeout::After(self.timeout))
         });
         let results = join_all(futures).await;
@@ -208,12 +163,7 @@ impl Producer {
         let mut failed = 0;
         for (p, r) in prepared.iter().zip(results) {
             match r {
-                Ok(d) => delivered.push(Delivered {
-                    topic: p.topic.clone(),
-                    key: p.key.clone(),
-                    partition: d.partition,
-                    offset: d.offset,
-                }),
+                Ok(d) => delivered.push(Delivered { topic: p.topic.clone(), key: p.key.clone(), partition: d.partition, offset: d.offset }),
                 Err((e, _)) => {
                     failed += 1;
                     tracing::warn!(key = %p.key, topic = %p.topic, error = %e, "delivery failed");
@@ -223,12 +173,7 @@ impl Producer {
         }
         match first_err {
             None => Ok(delivered),
-            Some((key, source)) => Err(ProduceError::Delivery {
-                failed,
-                total,
-                key,
-                source,
-            }),
+            Some((key, source)) => Err(ProduceError::Delivery { failed, total, key, source }),
         }
     }
 
@@ -248,22 +193,12 @@ mod tests {
     use std::time::Duration;
 
     /// Read `want` messages from all partitions of a topic (assigned, no consumer group).
-    fn drain(
-        brokers: &str,
-        topic: &str,
-        partitions: i32,
-        want: usize,
-    ) -> Vec<(i32, String, Vec<u8>, Option<String>)> {
+    fn drain(brokers: &str, topic: &str, partitions: i32, want: usize) -> Vec<(i32, String, Vec<u8>, Option<String>)> {
         use rdkafka::message::Headers;
-        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("group.id", "t")
-            .create()
-            .unwrap();
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", "t").create().unwrap();
         let mut tpl = rdkafka::TopicPartitionList::new();
         for p in 0..partitions {
-            tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
-                .unwrap();
+            tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning).unwrap();
         }
         consumer.assign(&tpl).unwrap();
         let mut out = Vec::new();
@@ -271,17 +206,9 @@ mod tests {
         while out.len() < want && std::time::Instant::now() < deadline {
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
                 let reason = m.headers().and_then(|h| {
-                    h.iter()
-                        .find(|x| x.key == HEADER_REASON)
-                        .and_then(|x| x.value)
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                    h.iter().find(|x| x.key == HEADER_REASON).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned())
                 });
-                out.push((
-                    m.partition(),
-                    String::from_utf8_lossy(m.key().unwrap()).into_owned(),
-                    m.payload().unwrap().to_vec(),
-                    reason,
-                ));
+                out.push((m.partition(), String::from_utf8_lossy(m.key().unwrap()).into_owned(), m.payload().unwrap().to_vec(), reason));
             }
         }
         out
@@ -296,9 +223,7 @@ mod tests {
         cfg.topic = "p".into();
         cfg.dlq_topic = "d".into();
         let producer = Producer::new(&cfg).unwrap();
-        let msgs: Vec<Outgoing> = (0..20)
-            .map(|i| Outgoing::Profile(ObjectRef::new("b", format!("k{i}"), 1)))
-            .collect();
+        let msgs: Vec<Outgoing> = (0..20).map(|i| Outgoing::Profile(ObjectRef::new("b", format!("k{i}"), 1))).collect();
         let d1 = producer.send_all(&msgs).await.unwrap();
         assert_eq!(d1.len(), 20);
         // Same keys → same partitions.
@@ -306,21 +231,8 @@ mod tests {
         for (a, b) in d1.iter().zip(&d2) {
             assert_eq!((a.key.as_str(), a.partition), (b.key.as_str(), b.partition));
         }
-        assert!(
-            d1.iter()
-                .map(|d| d.partition)
-                .collect::<std::collections::HashSet<_>>()
-                .len()
-                > 1
-        );
-        producer
-            .send_dead_letter(DeadLetter::new(
-                ObjectRef::new("b", "x y", 1),
-                "ingest",
-                "no layout",
-            ))
-            .await
-            .unwrap();
+        assert!(d1.iter().map(|d| d.partition).collect::<std::collections::HashSet<_>>().len() > 1);
+        producer.send_dead_letter(DeadLetter::new(ObjectRef::new("b", "x y", 1), "ingest", "no layout")).await.unwrap();
 
         let got = drain(&cluster.bootstrap_servers(), "p", 4, 40);
         assert_eq!(got.len(), 40);
@@ -341,9 +253,7 @@ mod tests {
         cfg.topic = "p".into();
         cfg.timeout_ms = 2_000;
         let producer = Producer::new(&cfg).unwrap();
-        let msgs: Vec<Outgoing> = (0..3)
-            .map(|i| Outgoing::Profile(ObjectRef::new("b", format!("k{i}"), 1)))
-            .collect();
+        let msgs: Vec<Outgoing> = (0..3).map(|i| Outgoing::Profile(ObjectRef::new("b", format!("k{i}"), 1))).collect();
         producer.send_all(&msgs).await.unwrap();
         cluster.broker_down(1).unwrap();
         match producer.send_all(&msgs).await {

@@ -1,174 +1,28 @@
-//! # pprofhouse-sql
+//! # pprofhouse-sql: everything ClickHouse
 //!
-//! The ClickHouse side of pprofhouse as plain SQL files, embedded at build time:
+//! One place to read how rows get into ClickHouse and how answers come out of it:
 //!
-//! - `migrations/NNNN_name.sql` — numbered schema migrations, applied in order by
-//!   `pprofhouse migrate`, which records each applied version. They are templates: [`render`]
-//!   fills the database, the engines (plain or `Replicated*` with `--cluster`), `ON CLUSTER`,
-//!   the `_local` suffix of cluster tables and the retention (TTL) of each table. Statements
-//!   marked `-- cluster-only` run only in cluster mode.
-//! - `queries/*.sql` — the parameterised queries behind the CLI, Grafana and reports, using
-//!   ClickHouse server-side parameters (`{name:Type}`), so values are bound, never spliced.
+//! - [`schema`] — the numbered migrations of `sql/migrations/` (templates [`schema::render`]
+//!   fills with the database, engines, `ON CLUSTER`, `_local` tables and retention) and
+//!   [`schema::migrate`], which applies the ones a database has not recorded yet.
+//! - [`query`] — the fleet queries of `sql/queries/` (top-N, time series, services, diffs, flame
+//!   graphs), every value bound as a ClickHouse query parameter, never spliced into SQL text.
+//!   Top-N reads the daily or hourly rollup when the window allows it, the raw rows otherwise.
+//! - [`sink`] — exploded profiles in, one RowBinary `INSERT INTO ingest` per batch out: batching
+//!   by rows, bytes and age, deterministic profile ids, and the processed-profile check that
+//!   makes a replayed batch change nothing.
+//! - [`ClickHouseConfig`] and [`Error`] — how to connect, and which failures are worth a retry.
 //!
-//! Why the schema is shaped the way it is: `sql/README.md`.
+//! Everything goes through the `clickhouse` crate over HTTP(S), so the same code talks to a
+//! ClickHouse server (≥ 24.8), ClickHouse Cloud, or the project's local ClickHouse-HTTP front
+//! over chDB (`infra/local/chfront.py`). Why the schema is shaped the way it is:
+//! `sql/README.md`.
+#![deny(missing_docs)]
 
-/// One schema migration.
-#[derive(Debug, Clone, Copy)]
-pub struct Migration {
-    pub version: u32,
-    pub name: &'static str,
-    pub template: &'static str,
-}
+mod client;
+pub mod query;
+pub mod schema;
+pub mod sink;
 
-macro_rules! migration {
-    ($v:expr, $name:literal) => {
-        Migration { version: $v, name: $name, template: include_str!(concat!("../migrations/", $name, ".sql")) }
-    };
-}
-
-/// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[
-    migration!(1, "0001_profiles"),
-    migration!(2, "0002_function_values"),
-    migration!(3, "0003_stacks"),
-    migration!(4, "0004_rollups"),
-    migration!(5, "0005_ingest"),
-    migration!(6, "0006_distributed"),
-];
-
-/// Retention per table family, in days.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    /// `profiles`.
-    pub profiles_days: u32,
-    /// `function_values`, `stacks`, `stack_values`.
-    pub raw_days: u32,
-    /// `function_values_hourly`.
-    pub hourly_days: u32,
-    /// `function_values_daily`.
-    pub daily_days: u32,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Retention { profiles_days: 90, raw_days: 30, hourly_days: 180, daily_days: 730 }
-    }
-}
-
-/// How to render the templates.
-#[derive(Debug, Clone, Default)]
-pub struct RenderOptions {
-    pub database: String,
-    /// `Some(cluster)`: `ON CLUSTER`, Replicated engines, `_local` tables + Distributed ones.
-    pub cluster: Option<String>,
-    pub retention: Retention,
-}
-
-/// Quotes an identifier for ClickHouse (backticks, with `\` and `` ` `` escaped).
-pub fn quote_ident(s: &str) -> String {
-    format!("`{}`", s.replace('\\', "\\\\").replace('`', "\\`"))
-}
-
-/// Renders a migration into the statements to run, in order.
-pub fn render(template: &str, o: &RenderOptions) -> Vec<String> {
-    let cluster = o.cluster.as_deref();
-    let on_cluster = cluster.map(|c| format!(" ON CLUSTER {}", quote_ident(c))).unwrap_or_default();
-    let prefix = if cluster.is_some() { "Replicated" } else { "" };
-    let r = &o.retention;
-    let vars: [(&str, String); 11] = [
-        ("{db}", quote_ident(&o.database)),
-        ("{on_cluster}", on_cluster),
-        ("{local}", if cluster.is_some() { "_local".into() } else { String::new() }),
-        ("{cluster}", cluster.map(|c| format!("'{}'", c.replace('\\', "\\\\").replace('\'', "\\'"))).unwrap_or_default()),
-        ("{merge_tree}", format!("{prefix}MergeTree")),
-        ("{replacing}", format!("{prefix}ReplacingMergeTree")),
-        ("{summing}", format!("{prefix}SummingMergeTree")),
-        ("{ttl_profiles_days}", r.profiles_days.to_string()),
-        ("{ttl_raw_days}", r.raw_days.to_string()),
-        ("{ttl_hourly_days}", r.hourly_days.to_string()),
-        ("{ttl_daily_days}", r.daily_days.to_string()),
-    ];
-    template
-        .split(";\n")
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .filter(|s| s.lines().any(|l| !l.trim_start().starts_with("--") && !l.trim().is_empty()))
-        .filter(|s| cluster.is_some() || !s.contains("-- cluster-only"))
-        .map(|s| {
-            let mut out = s.trim_end_matches(';').to_string();
-            for (k, v) in &vars {
-                out = out.replace(k, v);
-            }
-            out
-        })
-        .collect()
-}
-
-/// The parameterised queries (`{name:Type}` parameters; table names unqualified: the client's
-/// database applies).
-pub mod queries {
-    pub const TOP_FUNCTIONS: &str = include_str!("../queries/top_functions.sql");
-    /// Has a `{rollup}` placeholder for the table: see [`super::queries::rollup_table`].
-    pub const TOP_FUNCTIONS_ROLLUP: &str = include_str!("../queries/top_functions_rollup.sql");
-    pub const TOTAL: &str = include_str!("../queries/total.sql");
-    pub const FUNCTION_TIMESERIES: &str = include_str!("../queries/function_timeseries.sql");
-    pub const FUNCTION_TIMESERIES_ROLLUP: &str = include_str!("../queries/function_timeseries_rollup.sql");
-    pub const SERVICES_FOR_FUNCTION: &str = include_str!("../queries/services_for_function.sql");
-    pub const DIFF: &str = include_str!("../queries/diff.sql");
-    pub const FLAMEGRAPH: &str = include_str!("../queries/flamegraph.sql");
-
-    /// Which rollup a query over a window can read exactly.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Source {
-        Raw,
-        Hourly,
-        Daily,
-    }
-
-    /// `TOP_FUNCTIONS_ROLLUP` with its table filled in.
-    pub fn top_functions_rollup(source: Source) -> String {
-        let table = match source {
-            Source::Raw => return TOP_FUNCTIONS.to_string(),
-            Source::Hourly => "function_values_hourly",
-            Source::Daily => "function_values_daily",
-        };
-        TOP_FUNCTIONS_ROLLUP.replace("{rollup}", table)
-    }
-
-    /// Strips the leading `--` comment lines (clients that show the query text stay tidy).
-    pub fn body(q: &str) -> &str {
-        let mut rest = q;
-        while let Some(line) = rest.lines().next() {
-            if line.trim_start().starts_with("--") {
-                rest = &rest[line.len()..].trim_start_matches('\n');
-            } else {
-                break;
-            }
-        }
-        rest
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_single_node_without_cluster_statements() {
-        let o = RenderOptions { database: "pp".into(), ..Default::default() };
-        let all: Vec<String> = MIGRATIONS.iter().flat_map(|m| render(m.template, &o)).collect();
-        assert!(all.iter().all(|s| !s.contains('{') || s.contains("{ ") || !s.contains("{db}")));
-        assert!(all.iter().any(|s| s.contains("CREATE TABLE IF NOT EXISTS `pp`.function_values\n")));
-        assert!(!all.iter().any(|s| s.contains("Distributed") || s.contains("ON CLUSTER") || s.contains("Replicated")));
-        assert!(all.iter().any(|s| s.contains("INTERVAL 30 DAY")));
-    }
-
-    #[test]
-    fn renders_cluster_mode() {
-        let o = RenderOptions { database: "pp".into(), cluster: Some("prod".into()), ..Default::default() };
-        let all: Vec<String> = MIGRATIONS.iter().flat_map(|m| render(m.template, &o)).collect();
-        assert!(all.iter().any(|s| s.contains("`pp`.function_values_local ON CLUSTER `prod`")));
-        assert!(all.iter().any(|s| s.contains("ENGINE = ReplicatedMergeTree")));
-        assert!(all.iter().any(|s| s.contains("Distributed('prod', `pp`, function_values_local")));
-    }
-}
+pub use client::{ClickHouseConfig, Compression, Error};
+pub use schema::{migrate, RenderOptions, Retention, MIGRATIONS};

@@ -9,12 +9,13 @@
 //! latency over 30 days and over 24 hours (median of 7 runs, each source).
 use std::time::{Duration, Instant};
 
-use pprofhouse_sql::queries::Source;
+use pprofhouse_message::{LayoutKind, ProfileMeta};
+use pprofhouse_sql::query::Source;
+use pprofhouse_sql::query::{self, TopQuery, Window};
+use pprofhouse_sql::sink::{Origin, ProfileRecord, Sink, SinkConfig};
+use pprofhouse_sql::{migrate, ClickHouseConfig, Compression as CompressionKind};
 use pprofhouse_tests::clickhouse::LocalClickHouse;
-use pprofhouse_tests::paths::fixtures_dir;
-use pprofhouse_transform::store::query::{self, TopQuery, Window};
-use pprofhouse_transform::store::sink::{ProfileMeta, ProfileRecord, Sink, SinkConfig};
-use pprofhouse_transform::store::{migrate::migrate, ClickHouseConfig, CompressionKind};
+use pprofhouse_tests::paths::fixtures;
 use pprofhouse_transform::{explode, pprof, ExplodeOptions, Exploded};
 
 const HOUR: i64 = 3_600_000;
@@ -49,16 +50,29 @@ fn main() -> anyhow::Result<()> {
     let days = arg("--days", 30);
     let stacks = std::env::args().any(|a| a == "--stacks");
     let (_local, cfg) = match std::env::var("PPROFHOUSE_CLICKHOUSE_URL") {
-        Ok(url) => (None, ClickHouseConfig {
-            url,
-            user: std::env::var("PPROFHOUSE_CLICKHOUSE_USER").unwrap_or("default".into()),
-            password: std::env::var("PPROFHOUSE_CLICKHOUSE_PASSWORD").unwrap_or_default(),
-            database: "pprofhouse_fleet_bench".into(),
-            compression: if std::env::var("PPROFHOUSE_CLICKHOUSE_COMPRESSION").as_deref() == Ok("lz4") { CompressionKind::Lz4 } else { CompressionKind::None },
-        }),
+        Ok(url) => (
+            None,
+            ClickHouseConfig {
+                url,
+                user: std::env::var("PPROFHOUSE_CLICKHOUSE_USER").unwrap_or("default".into()),
+                password: std::env::var("PPROFHOUSE_CLICKHOUSE_PASSWORD").unwrap_or_default().into(),
+                database: "pprofhouse_fleet_bench".into(),
+                compression: if std::env::var("PPROFHOUSE_CLICKHOUSE_COMPRESSION").as_deref() == Ok("lz4") {
+                    CompressionKind::Lz4
+                } else {
+                    CompressionKind::None
+                },
+                cluster: None,
+            },
+        ),
         Err(_) => {
             let ch = LocalClickHouse::start()?;
-            let cfg = ClickHouseConfig { url: ch.url(), user: "default".into(), password: String::new(), database: "pprofhouse_fleet_bench".into(), compression: CompressionKind::None };
+            let cfg = ClickHouseConfig {
+                url: ch.url(),
+                database: "pprofhouse_fleet_bench".into(),
+                compression: CompressionKind::None,
+                ..Default::default()
+            };
             (Some(ch), cfg)
         }
     };
@@ -71,7 +85,7 @@ fn main() -> anyhow::Result<()> {
     let shapes: Vec<(Vec<u8>, Exploded)> = ["go-workload-cpu.pb.gz", "go-cpu-labels.pb.gz"]
         .iter()
         .map(|f| {
-            let data = std::fs::read(fixtures_dir().join(f)).unwrap();
+            let data = std::fs::read(fixtures().join(f)).unwrap();
             let ex = explode(&pprof::decode(data.clone(), &Default::default()).unwrap(), ExplodeOptions { stacks, inline_marks: false });
             (data, ex)
         })
@@ -82,7 +96,10 @@ fn main() -> anyhow::Result<()> {
     println!("fleet: {services} services × {days} days × hourly CPU profiles = {} profiles (stacks: {stacks})", services * days * 24);
 
     let client = cfg.client();
-    let mut sink = Sink::new(client.clone(), SinkConfig { batch_rows: 1_000_000, batch_bytes: 256 << 20, linger: Duration::from_secs(3600), stacks });
+    let mut sink = Sink::new(
+        client.clone(),
+        SinkConfig { batch_rows: 1_000_000, batch_bytes: 256 << 20, linger: Duration::from_secs(3600), stacks, ..Default::default() },
+    );
     let t0 = Instant::now();
     let (mut profiles, mut rows) = (0u64, 0u64);
     for h in 0..days * 24 {
@@ -93,10 +110,10 @@ fn main() -> anyhow::Result<()> {
                 service: format!("svc-{s:04}"),
                 profile_type: "cpu".into(),
                 labels: [("region".to_string(), format!("r{}", s % 4))].into(),
-                time_ms: Some(start + h * HOUR + (s % 3600) * 1000),
-                source: Default::default(),
+                created_at: chrono::DateTime::from_timestamp_millis(start + h * HOUR + (s % 3600) * 1000).unwrap(),
+                layout: LayoutKind::Given,
             };
-            sink.push(ProfileRecord::new(meta, data, scaled(shape, factor)));
+            sink.push(ProfileRecord::new(meta, Origin::File { content: data, time_given: true }, scaled(shape, factor)));
             if sink.should_flush() {
                 let st = rt.block_on(sink.flush())?;
                 profiles += st.inserted as u64;
@@ -108,7 +125,11 @@ fn main() -> anyhow::Result<()> {
     profiles += st.inserted as u64;
     rows += st.rows as u64;
     let secs = t0.elapsed().as_secs_f64();
-    println!("insert: {profiles} profiles, {rows} function rows in {secs:.1} s = {:.0} rows/s, {:.0} profiles/s", rows as f64 / secs, profiles as f64 / secs);
+    println!(
+        "insert: {profiles} profiles, {rows} function rows in {secs:.1} s = {:.0} rows/s, {:.0} profiles/s",
+        rows as f64 / secs,
+        profiles as f64 / secs
+    );
 
     rt.block_on(client.query("OPTIMIZE TABLE function_values_hourly FINAL").execute())?;
     rt.block_on(client.query("OPTIMIZE TABLE function_values_daily FINAL").execute())?;
@@ -124,7 +145,13 @@ fn main() -> anyhow::Result<()> {
             .fetch_all(),
     )?;
     for p in &parts {
-        println!("disk: {:<24} {:>12} rows {:>12} bytes = {:>6.2} bytes/row", p.table, p.rows, p.bytes, p.bytes as f64 / p.rows.max(1) as f64);
+        println!(
+            "disk: {:<24} {:>12} rows {:>12} bytes = {:>6.2} bytes/row",
+            p.table,
+            p.rows,
+            p.bytes,
+            p.bytes as f64 / p.rows.max(1) as f64
+        );
     }
 
     let q = |from: i64, to: i64, source: Option<Source>| TopQuery {
@@ -155,7 +182,11 @@ fn main() -> anyhow::Result<()> {
                 None => reference = Some(result.clone()),
                 Some(r) => assert_eq!(r, &result, "sources disagree"),
             }
-            println!("fleet top-10 over {label:<8} from {:<7} median {:>8.1} ms (of {runs})", format!("{chosen:?}"), m.as_secs_f64() * 1000.0);
+            println!(
+                "fleet top-10 over {label:<8} from {:<7} median {:>8.1} ms (of {runs})",
+                format!("{chosen:?}"),
+                m.as_secs_f64() * 1000.0
+            );
         }
     }
     Ok(())

@@ -52,10 +52,8 @@ impl LocalClickHouse {
     /// Like [`start`](Self::start), and creates these databases (`CREATE DATABASE IF NOT EXISTS`)
     /// before it reports ready.
     pub fn start_with_databases(databases: &[&str]) -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("pprofhouse-clickhouse-")
-            .tempdir()
-            .context("creating a temporary directory for ClickHouse")?;
+        let dir =
+            tempfile::Builder::new().prefix("pprofhouse-clickhouse-").tempdir().context("creating a temporary directory for ClickHouse")?;
         let data_dir = dir.path().join("data");
         let log_path = dir.path().join("chfront.log");
         let mut ch = LocalClickHouse {
@@ -96,10 +94,7 @@ impl LocalClickHouse {
 
     /// A `clickhouse` client for this server: no compression, user `default`, no database.
     pub fn client(&self) -> ::clickhouse::Client {
-        ::clickhouse::Client::default()
-            .with_url(self.url())
-            .with_compression(::clickhouse::Compression::None)
-            .with_user("default")
+        ::clickhouse::Client::default().with_url(self.url()).with_compression(::clickhouse::Compression::None).with_user("default")
     }
 
     /// Whether the front process is still alive.
@@ -166,10 +161,7 @@ impl LocalClickHouse {
     fn spawn(&mut self, port: u16) -> Result<()> {
         let python = venv_python();
         if !python.exists() {
-            bail!(
-                "the ClickHouse engine is not installed ({} is missing): run infra/local/install clickhouse",
-                python.display()
-            );
+            bail!("the ClickHouse engine is not installed ({} is missing): run infra/local/install clickhouse", python.display());
         }
         let script = chfront_script();
         std::fs::create_dir_all(&self.data_dir)?;
@@ -195,12 +187,8 @@ impl LocalClickHouse {
         for db in &self.databases {
             cmd.arg("--create-database").arg(db);
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log));
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("starting {} {}", python.display(), script.display()))?;
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(log));
+        let mut child = cmd.spawn().with_context(|| format!("starting {} {}", python.display(), script.display()))?;
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
@@ -231,14 +219,10 @@ impl LocalClickHouse {
                 );
             }
         };
-        let addr = line
-            .strip_prefix("listening on ")
-            .ok_or_else(|| anyhow!("unexpected first line from the ClickHouse front: {line:?}"))?;
-        let got_port: u16 = addr
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.trim().parse().ok())
-            .ok_or_else(|| anyhow!("cannot parse the port in {line:?}"))?;
+        let addr =
+            line.strip_prefix("listening on ").ok_or_else(|| anyhow!("unexpected first line from the ClickHouse front: {line:?}"))?;
+        let got_port: u16 =
+            addr.rsplit(':').next().and_then(|p| p.trim().parse().ok()).ok_or_else(|| anyhow!("cannot parse the port in {line:?}"))?;
         if port != 0 && got_port != port {
             child.kill().ok();
             child.wait().ok();

@@ -25,10 +25,7 @@ pub fn tansu_bin() -> PathBuf {
 
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 /// Make the child die when the test process dies.
@@ -56,12 +53,7 @@ impl LocalKafka {
     pub fn start() -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let log = dir.path().join("tansu.log");
-        let mut k = LocalKafka {
-            child: None,
-            port: free_port(),
-            log,
-            _dir: dir,
-        };
+        let mut k = LocalKafka { child: None, port: free_port(), log, _dir: dir };
         k.spawn()?;
         Ok(k)
     }
@@ -72,32 +64,15 @@ impl LocalKafka {
             bail!("{} not found: run infra/local/install kafka", bin.display());
         }
         let url = format!("tcp://127.0.0.1:{}", self.port);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
         let mut cmd = Command::new(&bin);
-        cmd.args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "memory://tansu/",
-        ])
-        .env(
-            "RUST_LOG",
-            std::env::var("TANSU_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
+        cmd.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+            .env("RUST_LOG", std::env::var("TANSU_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
         die_with_parent(&mut cmd);
-        self.child = Some(
-            cmd.spawn()
-                .with_context(|| format!("spawning {}", bin.display()))?,
-        );
+        self.child = Some(cmd.spawn().with_context(|| format!("spawning {}", bin.display()))?);
         self.wait_ready(Duration::from_secs(30))
     }
 
@@ -115,11 +90,7 @@ impl LocalKafka {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        bail!(
-            "tansu not ready on port {} after {timeout:?}; log:\n{}",
-            self.port,
-            self.log_tail()
-        )
+        bail!("tansu not ready on port {} after {timeout:?}; log:\n{}", self.port, self.log_tail())
     }
 
     /// The last lines of the broker's log.
@@ -148,16 +119,8 @@ impl LocalKafka {
     /// Create topics (name, partitions) with the admin API and wait until they are visible.
     pub async fn create_topics(&self, topics: &[(&str, i32)]) -> anyhow::Result<()> {
         let admin: AdminClient<DefaultClientContext> = self.client_config().create()?;
-        let new: Vec<NewTopic> = topics
-            .iter()
-            .map(|(n, p)| NewTopic::new(n, *p, TopicReplication::Fixed(1)))
-            .collect();
-        let res = admin
-            .create_topics(
-                &new,
-                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-            )
-            .await?;
+        let new: Vec<NewTopic> = topics.iter().map(|(n, p)| NewTopic::new(n, *p, TopicReplication::Fixed(1))).collect();
+        let res = admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))).await?;
         for r in res {
             if let Err((name, code)) = r {
                 if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
@@ -170,11 +133,7 @@ impl LocalKafka {
         for (name, parts) in topics {
             loop {
                 let md = c.fetch_metadata(Some(name), Duration::from_secs(2))?;
-                if md
-                    .topics()
-                    .first()
-                    .is_some_and(|t| t.partitions().len() == *parts as usize && t.error().is_none())
-                {
+                if md.topics().first().is_some_and(|t| t.partitions().len() == *parts as usize && t.error().is_none()) {
                     break;
                 }
                 if Instant::now() > deadline {
@@ -225,13 +184,7 @@ impl LocalKafka {
                         .headers()
                         .map(|h| {
                             h.iter()
-                                .map(|x| {
-                                    (
-                                        x.key.to_string(),
-                                        String::from_utf8_lossy(x.value.unwrap_or_default())
-                                            .into_owned(),
-                                    )
-                                })
+                                .map(|x| (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned()))
                                 .collect()
                         })
                         .unwrap_or_default();
@@ -289,10 +242,7 @@ pub struct Record {
 
 impl Record {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 

@@ -4,9 +4,10 @@
 //! Components are installed (once, cached) by `infra/local/install`; the harness only starts them.
 
 pub mod clickhouse;
+pub mod goservice;
 pub mod kafka;
+pub mod oracle;
 pub mod paths;
+pub mod pipeline;
 pub mod pprof;
 pub mod s3;
-pub mod goservice;
-pub mod pipeline;

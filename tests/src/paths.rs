@@ -15,9 +15,12 @@ pub fn cache_dir() -> PathBuf {
     PathBuf::from(home).join(".cache/pprofhouse")
 }
 
-/// The shared fixtures folder (`../shared/fixtures/pprof` beside the repository).
-pub fn fixtures_dir() -> PathBuf {
-    repo_root().join("../shared/fixtures/pprof")
+/// The shared fixtures folder (`../shared/fixtures/pprof` beside the repository); panics with a
+/// clear message when the repository does not sit beside `shared/`.
+pub fn fixtures() -> PathBuf {
+    let dir = repo_root().join("../shared/fixtures/pprof");
+    assert!(dir.is_dir(), "fixtures not found at {} (the repository must sit beside shared/)", dir.display());
+    dir
 }
 
 /// The `pprofhouse` binary of this build (target/{debug,release}/pprofhouse next to the test

@@ -30,6 +30,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use pprofhouse_message::{object_created_event, CreatedObject};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -64,7 +65,8 @@ pub struct Pipeline {
     pub s3: LocalS3,
     dir: tempfile::TempDir,
     extra_env: Mutex<Vec<(String, String)>>,
-    sizes: Mutex<HashMap<String, u64>>,
+    /// Uploaded objects: key → (size, etag).
+    uploaded: Mutex<HashMap<String, (u64, Option<String>)>>,
     seq: AtomicUsize,
     rt: tokio::runtime::Runtime,
 }
@@ -85,7 +87,7 @@ impl Pipeline {
             s3,
             dir,
             extra_env: Mutex::new(Vec::new()),
-            sizes: Mutex::new(HashMap::new()),
+            uploaded: Mutex::new(HashMap::new()),
             seq: AtomicUsize::new(0),
             rt,
         };
@@ -210,8 +212,9 @@ impl Pipeline {
         for (k, v) in metadata {
             req = req.metadata(*k, *v);
         }
-        self.rt.block_on(req.send()).map_err(|e| anyhow!("PUT {key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))?;
-        self.sizes.lock().unwrap().insert(key.to_string(), bytes.len() as u64);
+        let out = self.rt.block_on(req.send()).map_err(|e| anyhow!("PUT {key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+        let etag = out.e_tag().map(|e| e.trim_matches('"').to_string());
+        self.uploaded.lock().unwrap().insert(key.to_string(), (bytes.len() as u64, etag));
         Ok(())
     }
 
@@ -227,10 +230,10 @@ impl Pipeline {
     /// One AWS-shaped S3 event for `keys` (sizes as uploaded) through `pprofhouse ingest-event`;
     /// returns its JSON report.
     pub fn deliver_events(&self, keys: &[&str]) -> Result<serde_json::Value> {
-        let sizes = self.sizes.lock().unwrap().clone();
+        let uploaded = self.uploaded.lock().unwrap().clone();
         let records: Vec<(&str, u64)> = keys
             .iter()
-            .map(|k| sizes.get(*k).map(|s| (*k, *s)).ok_or_else(|| anyhow!("{k} was not uploaded: use deliver_records")))
+            .map(|k| uploaded.get(*k).map(|(s, _)| (*k, *s)).ok_or_else(|| anyhow!("{k} was not uploaded: use deliver_records")))
             .collect::<Result<_>>()?;
         self.deliver_records(&records)
     }
@@ -241,7 +244,19 @@ impl Pipeline {
     pub fn deliver_records(&self, records: &[(&str, u64)]) -> Result<serde_json::Value> {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         let file = self.dir().join(format!("event-{n}.json"));
-        std::fs::write(&file, serde_json::to_vec_pretty(&aws_event(BUCKET, records))?)?;
+        // The etag S3 reported for what was uploaded (none for keys never uploaded).
+        let uploaded = self.uploaded.lock().unwrap().clone();
+        let objects: Vec<CreatedObject> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (key, size))| {
+                let mut o = CreatedObject::new(BUCKET, *key, *size, event_time());
+                o.etag = uploaded.get(*key).and_then(|(_, e)| e.clone());
+                o.sequencer = Some(format!("0065F0{i:012X}"));
+                o
+            })
+            .collect();
+        std::fs::write(&file, serde_json::to_vec_pretty(&object_created_event(&objects, "us-east-1"))?)?;
         let out = self.run_env(
             &["ingest-event", file.to_str().unwrap()],
             &[("PPROFHOUSE_KAFKA_PROPERTIES", PRODUCER_KAFKA_PROPERTIES)],
@@ -257,6 +272,7 @@ impl Pipeline {
     /// topic (key `bucket/key`, murmur2 partitioner: the envelope's partition).
     pub fn deliver_raw_event(&self, key: &str, size: u64) -> Result<()> {
         let encoded = encode_event_key(key);
+        let etag = self.uploaded.lock().unwrap().get(key).and_then(|(_, e)| e.clone()).unwrap_or_default();
         let raw = serde_json::json!({
             "EventName": "s3:ObjectCreated:Put",
             "Key": format!("{BUCKET}/{encoded}"),
@@ -267,17 +283,24 @@ impl Pipeline {
                 "responseElements": {"x-amz-request-id": "17B", "x-minio-origin-endpoint": "http://127.0.0.1:9000"},
                 "s3": {"s3SchemaVersion": "1.0", "configurationId": "Config",
                     "bucket": {"name": BUCKET, "ownerIdentity": {"principalId": "minio"}, "arn": format!("arn:aws:s3:::{BUCKET}")},
-                    "object": {"key": encoded, "size": size, "eTag": "0123abcd", "contentType": "application/octet-stream",
+                    "object": {"key": encoded, "size": size, "eTag": etag, "contentType": "application/octet-stream",
                         "userMetadata": {"content-type": "application/octet-stream"}, "sequencer": "17B0"}},
                 "source": {"host": "127.0.0.1", "port": "", "userAgent": "MinIO (linux; amd64)"}
             }]
         });
-        let producer: rdkafka::producer::FutureProducer =
-            self.kafka.client_config().set("partitioner", "murmur2_random").set("message.timeout.ms", "10000").set("batch.num.messages", "1").create()?;
+        let producer: rdkafka::producer::FutureProducer = self
+            .kafka
+            .client_config()
+            .set("partitioner", "murmur2_random")
+            .set("message.timeout.ms", "10000")
+            .set("batch.num.messages", "1")
+            .create()?;
         let payload = serde_json::to_vec(&raw)?;
         let message_key = format!("{BUCKET}/{key}");
         self.rt
-            .block_on(producer.send(rdkafka::producer::FutureRecord::to(TOPIC).key(&message_key).payload(&payload), Duration::from_secs(10)))
+            .block_on(
+                producer.send(rdkafka::producer::FutureRecord::to(TOPIC).key(&message_key).payload(&payload), Duration::from_secs(10)),
+            )
             .map_err(|(e, _)| anyhow!("producing the raw event: {e}"))?;
         Ok(())
     }
@@ -298,7 +321,13 @@ impl Pipeline {
     /// next worker's JoinGroup unanswered for minutes), until nothing arrives for a second.
     pub fn read_topic(&self, topic: &str) -> Result<Vec<Record>> {
         let group = format!("pprofhouse-tests-reader-{}-{}", std::process::id(), self.seq.fetch_add(1, Ordering::Relaxed));
-        let c: BaseConsumer = self.kafka.client_config().set("group.id", &group).set("enable.auto.commit", "false").set("fetch.wait.max.ms", "100").create()?;
+        let c: BaseConsumer = self
+            .kafka
+            .client_config()
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "100")
+            .create()?;
         let md = c.fetch_metadata(Some(topic), Duration::from_secs(5))?;
         let t = md.topics().first().context("no topic metadata")?;
         if t.partitions().is_empty() {
@@ -320,7 +349,11 @@ impl Pipeline {
                 Some(Ok(m)) => {
                     let headers = m
                         .headers()
-                        .map(|h| h.iter().map(|x| (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())).collect())
+                        .map(|h| {
+                            h.iter()
+                                .map(|x| (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned()))
+                                .collect()
+                        })
                         .unwrap_or_default();
                     out.push(Record {
                         partition: m.partition(),
@@ -343,7 +376,10 @@ impl Pipeline {
     pub fn dead_letters(&self) -> Result<Vec<serde_json::Value>> {
         self.dead_letter_records()?
             .iter()
-            .map(|r| serde_json::from_slice(&r.payload).with_context(|| format!("dead letter is not JSON: {}", String::from_utf8_lossy(&r.payload))))
+            .map(|r| {
+                serde_json::from_slice(&r.payload)
+                    .with_context(|| format!("dead letter is not JSON: {}", String::from_utf8_lossy(&r.payload)))
+            })
             .collect()
     }
 
@@ -428,36 +464,14 @@ impl Pipeline {
     }
 }
 
-/// An AWS-shaped S3 event (`ObjectCreated:Put`) for (decoded key, size) records.
-pub fn aws_event(bucket: &str, records: &[(&str, u64)]) -> serde_json::Value {
-    let recs: Vec<serde_json::Value> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, size))| {
-            serde_json::json!({
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": "us-east-1",
-                "eventTime": "2024-03-05T12:30:01.250Z",
-                "eventName": "ObjectCreated:Put",
-                "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
-                "requestParameters": {"sourceIPAddress": "10.0.0.1"},
-                "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S"},
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "configurationId": "pprofhouse-trigger",
-                    "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A3NL1KOZZKExample"}, "arn": format!("arn:aws:s3:::{bucket}")},
-                    "object": {"key": encode_event_key(key), "size": size, "eTag": format!("{:032x}", i + 1), "sequencer": format!("0065F0{i:012X}")}
-                }
-            })
-        })
-        .collect();
-    serde_json::json!({ "Records": recs })
+/// The event time of the test events (a fixed past time: event times never matter to ids).
+fn event_time() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2024-03-05T12:30:01.250Z").unwrap().with_timezone(&chrono::Utc)
 }
 
 /// A key as S3 event notifications write it (form encoding, `/` kept).
 pub fn encode_event_key(key: &str) -> String {
-    key.split('/').map(pprofhouse_ingest::layout::query_escape).collect::<Vec<_>>().join("/")
+    key.split('/').map(pprofhouse_message::query_escape).collect::<Vec<_>>().join("/")
 }
 
 /// A background `pprofhouse worker`; killed (SIGKILL) on drop if still running.

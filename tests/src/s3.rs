@@ -9,9 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use aws_sdk_s3::config::{
-    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-};
+use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
 
 use crate::kafka::{die_with_parent, free_port};
 use crate::paths::cache_dir;
@@ -45,37 +43,19 @@ impl LocalS3 {
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("s3s-fs.log"))?;
         let mut cmd = Command::new(&bin);
-        cmd.args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--access-key",
-            ACCESS_KEY,
-            "--secret-key",
-            SECRET_KEY,
-        ])
-        .arg(dir.path().join("data"))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
+        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(dir.path().join("data"))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
         die_with_parent(&mut cmd);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("spawning {}", bin.display()))?;
-        let mut s3 = LocalS3 {
-            child: Some(child),
-            port,
-            dir,
-        };
+        let child = cmd.spawn().with_context(|| format!("spawning {}", bin.display()))?;
+        let mut s3 = LocalS3 { child: Some(child), port, dir };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(Ok(Some(status))) = s3.child.as_mut().map(|c| c.try_wait()) {
-                bail!(
-                    "s3s-fs exited with {status}: {}",
-                    std::fs::read_to_string(s3.dir.path().join("s3s-fs.log")).unwrap_or_default()
-                );
+                bail!("s3s-fs exited with {status}: {}", std::fs::read_to_string(s3.dir.path().join("s3s-fs.log")).unwrap_or_default());
             }
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(s3);
@@ -109,13 +89,7 @@ impl LocalS3 {
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
             .region(Region::new(REGION))
             .endpoint_url(self.endpoint())
-            .credentials_provider(Credentials::new(
-                ACCESS_KEY,
-                SECRET_KEY,
-                None,
-                None,
-                "pprofhouse-tests",
-            ))
+            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "pprofhouse-tests"))
             .force_path_style(true)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
@@ -141,13 +115,7 @@ impl LocalS3 {
     /// Upload a local file.
     pub async fn put_file(&self, bucket: &str, key: &str, path: &Path) -> anyhow::Result<()> {
         let body = aws_sdk_s3::primitives::ByteStream::from_path(path).await?;
-        self.client()
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(body)
-            .send()
-            .await?;
+        self.client().put_object().bucket(bucket).key(key).body(body).send().await?;
         Ok(())
     }
 

@@ -33,10 +33,7 @@ const SAMPLES_DDL: &str = "CREATE TABLE samples (
     SETTINGS non_replicated_deduplication_window = 100";
 
 fn now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as u32
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as u32
 }
 
 fn samples(n: u32, service_prefix: &str) -> Vec<Sample> {
@@ -45,10 +42,7 @@ fn samples(n: u32, service_prefix: &str) -> Vec<Sample> {
         .map(|i| Sample {
             ts: t - i,
             service: format!("{service_prefix}{}", i % 3),
-            labels: vec![
-                ("k".into(), format!("v'\\\"{i}")),
-                ("ünï".into(), "€ \t\n".into()),
-            ],
+            labels: vec![("k".into(), format!("v'\\\"{i}")), ("ünï".into(), "€ \t\n".into())],
             tags: vec!["a".into(), format!("t{}", i % 2)],
             parent: (i % 2 == 0).then(|| -(i as i64)),
             value: i as f64 / 3.0,
@@ -57,21 +51,13 @@ fn samples(n: u32, service_prefix: &str) -> Vec<Sample> {
 }
 
 async fn setup(ch: &LocalClickHouse) -> Client {
-    ch.client()
-        .query("CREATE DATABASE IF NOT EXISTS pprofhouse")
-        .execute()
-        .await
-        .unwrap();
+    ch.client().query("CREATE DATABASE IF NOT EXISTS pprofhouse").execute().await.unwrap();
     let client = ch.client().with_database("pprofhouse");
     client.query(SAMPLES_DDL).execute().await.unwrap();
     client
 }
 
-async fn insert(
-    client: &Client,
-    rows: &[Sample],
-    token: Option<&str>,
-) -> clickhouse::error::Result<()> {
+async fn insert(client: &Client, rows: &[Sample], token: Option<&str>) -> clickhouse::error::Result<()> {
     let mut ins = client.insert::<Sample>("samples").await?;
     if let Some(token) = token {
         ins = ins.with_option("insert_deduplication_token", token);
@@ -94,21 +80,13 @@ async fn insert_select_roundtrip_with_map_lowcardinality_and_bound_parameters() 
     // RowBinaryWithNamesAndTypes (validation on, the crate's default) and plain RowBinary.
     let rows = samples(2000, "svc");
     insert(&client, &rows, None).await.unwrap();
-    let got = client
-        .query("SELECT ?fields FROM samples WHERE service LIKE 'svc%' ORDER BY ts DESC")
-        .fetch_all::<Sample>()
-        .await
-        .unwrap();
+    let got = client.query("SELECT ?fields FROM samples WHERE service LIKE 'svc%' ORDER BY ts DESC").fetch_all::<Sample>().await.unwrap();
     assert_eq!(got, rows);
 
     let plain = client.clone().with_validation(false);
     let rows2 = samples(10, "plain");
     insert(&plain, &rows2, None).await.unwrap();
-    let got = plain
-        .query("SELECT ?fields FROM samples WHERE service LIKE 'plain%' ORDER BY ts DESC")
-        .fetch_all::<Sample>()
-        .await
-        .unwrap();
+    let got = plain.query("SELECT ?fields FROM samples WHERE service LIKE 'plain%' ORDER BY ts DESC").fetch_all::<Sample>().await.unwrap();
     assert_eq!(got, rows2);
 
     // A map read back as a HashMap, selected by a client-side bound value.
@@ -130,28 +108,10 @@ async fn insert_select_roundtrip_with_map_lowcardinality_and_bound_parameters() 
     struct S {
         s: String,
     }
-    for weird in [
-        "o'ne \\ two \" ü€ \t\n end",
-        "\\",
-        "'",
-        "`x`",
-        "?",
-        "{x:String}",
-        "",
-    ] {
-        let s = client
-            .query("SELECT ? AS s")
-            .bind(weird)
-            .fetch_one::<S>()
-            .await
-            .unwrap();
+    for weird in ["o'ne \\ two \" ü€ \t\n end", "\\", "'", "`x`", "?", "{x:String}", ""] {
+        let s = client.query("SELECT ? AS s").bind(weird).fetch_one::<S>().await.unwrap();
         assert_eq!(s.s, weird, "client-side bind");
-        let s = client
-            .query("SELECT {w:String} AS s")
-            .param("w", weird)
-            .fetch_one::<S>()
-            .await
-            .unwrap();
+        let s = client.query("SELECT {w:String} AS s").param("w", weird).fetch_one::<S>().await.unwrap();
         assert_eq!(s.s, weird, "server-side param");
     }
     // Server-side parameters of other types, and in a WHERE clause over the Map column.
@@ -181,21 +141,13 @@ async fn insert_select_roundtrip_with_map_lowcardinality_and_bound_parameters() 
         .await
         .unwrap();
     let text = String::from_utf8(bytes.to_vec()).unwrap();
-    assert!(
-        text.starts_with("{\"service\":\"plain0\",\"c\":4}\n"),
-        "{text}"
-    );
+    assert!(text.starts_with("{\"service\":\"plain0\",\"c\":4}\n"), "{text}");
 
     // Concurrent queries are serialized by the front and all answer.
     let mut handles = Vec::new();
     for i in 0..6u64 {
         let c = client.clone();
-        handles.push(tokio::spawn(async move {
-            c.query("SELECT sum(number) FROM numbers(?)")
-                .bind(1000 + i)
-                .fetch_one::<u64>()
-                .await
-        }));
+        handles.push(tokio::spawn(async move { c.query("SELECT sum(number) FROM numbers(?)").bind(1000 + i).fetch_one::<u64>().await }));
     }
     for (i, h) in handles.into_iter().enumerate() {
         let n = 1000 + i as u64;
@@ -210,16 +162,9 @@ async fn errors_carry_the_clickhouse_exception_code() {
 
     let err = client.query("SELEC 1").execute().await.unwrap_err();
     let msg = err.to_string();
-    assert!(
-        msg.contains("Code: 62.") && msg.contains("SYNTAX_ERROR"),
-        "{msg}"
-    );
+    assert!(msg.contains("Code: 62.") && msg.contains("SYNTAX_ERROR"), "{msg}");
 
-    let err = client
-        .query("SELECT * FROM nope")
-        .fetch_all::<Sample>()
-        .await
-        .unwrap_err();
+    let err = client.query("SELECT * FROM nope").fetch_all::<Sample>().await.unwrap_err();
     assert!(err.to_string().contains("Code: 60."), "{err}");
 
     // Insert into a missing table: the metadata lookup (validation on) or the INSERT fails.
@@ -233,20 +178,11 @@ async fn errors_carry_the_clickhouse_exception_code() {
     assert!(err.to_string().contains("Code: 60."), "{err}");
 
     // Bad data in an INSERT body.
-    let err = client
-        .query("INSERT INTO samples (ts, service) FORMAT TSV\nnot-a-date\tx\n")
-        .execute()
-        .await
-        .unwrap_err();
+    let err = client.query("INSERT INTO samples (ts, service) FORMAT TSV\nnot-a-date\tx\n").execute().await.unwrap_err();
     assert!(err.to_string().contains("Code: "), "{err}");
 
     // An unknown setting is rejected like ClickHouse does (Code 115).
-    let err = client
-        .query("SELECT 1")
-        .with_option("no_such_setting", "1")
-        .execute()
-        .await
-        .unwrap_err();
+    let err = client.query("SELECT 1").with_option("no_such_setting", "1").execute().await.unwrap_err();
     assert!(err.to_string().contains("Code: 115."), "{err}");
 
     // A dropped (never ended) INSERT inserts nothing.
@@ -258,34 +194,18 @@ async fn errors_carry_the_clickhouse_exception_code() {
         drop(ins);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        count(
-            &client,
-            "SELECT count() FROM samples WHERE service LIKE 'aborted%'"
-        )
-        .await,
-        0
-    );
+    assert_eq!(count(&client, "SELECT count() FROM samples WHERE service LIKE 'aborted%'").await, 0);
 
     // The HTTP status and exception header, as ClickHouse sends them.
-    let (head, body) = raw_http(
-        ch.port(),
-        "GET /?query=SELEC%201 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
+    let (head, body) = raw_http(ch.port(), "GET /?query=SELEC%201 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(head.starts_with("HTTP/1.1 500"), "{head}");
     assert!(head.contains("X-ClickHouse-Exception-Code: 62"), "{head}");
     assert!(body.starts_with("Code: 62. DB::Exception:"), "{body}");
-    let (head, body) = raw_http(
-        ch.port(),
-        "GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
+    let (head, body) = raw_http(ch.port(), "GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(body, "Ok.\n");
     // ClickHouse block compression is refused with a clear message, not answered with garbage.
-    let (head, body) = raw_http(
-        ch.port(),
-        "GET /?compress=1&query=SELECT%201 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
+    let (head, body) = raw_http(ch.port(), "GET /?compress=1&query=SELECT%201 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(!head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(body.contains("Compression::None"), "{body}");
 }
@@ -306,24 +226,10 @@ async fn engine_features_the_schema_relies_on() {
     assert_eq!(count(&client, "SELECT count() FROM samples").await, 100);
 
     // TTL: expired rows disappear on merge.
-    let old = Sample {
-        ts: now() - 40 * 86400,
-        ..samples(1, "old")[0].clone()
-    };
+    let old = Sample { ts: now() - 40 * 86400, ..samples(1, "old")[0].clone() };
     insert(&client, &[old], None).await.unwrap();
-    client
-        .query("OPTIMIZE TABLE samples FINAL")
-        .execute()
-        .await
-        .unwrap();
-    assert_eq!(
-        count(
-            &client,
-            "SELECT count() FROM samples WHERE service LIKE 'old%'"
-        )
-        .await,
-        0
-    );
+    client.query("OPTIMIZE TABLE samples FINAL").execute().await.unwrap();
+    assert_eq!(count(&client, "SELECT count() FROM samples WHERE service LIKE 'old%'").await, 0);
     assert_eq!(count(&client, "SELECT count() FROM samples").await, 100);
 
     // ReplacingMergeTree + FINAL keeps the latest version.
@@ -332,21 +238,9 @@ async fn engine_features_the_schema_relies_on() {
         .execute()
         .await
         .unwrap();
-    client
-        .query("INSERT INTO latest VALUES ('a', 1, 1)")
-        .execute()
-        .await
-        .unwrap();
-    client
-        .query("INSERT INTO latest VALUES ('a', 2, 2), ('b', 3, 1)")
-        .execute()
-        .await
-        .unwrap();
-    let v = client
-        .query("SELECT v FROM latest FINAL WHERE k = 'a'")
-        .fetch_all::<u64>()
-        .await
-        .unwrap();
+    client.query("INSERT INTO latest VALUES ('a', 1, 1)").execute().await.unwrap();
+    client.query("INSERT INTO latest VALUES ('a', 2, 2), ('b', 3, 1)").execute().await.unwrap();
+    let v = client.query("SELECT v FROM latest FINAL WHERE k = 'a'").fetch_all::<u64>().await.unwrap();
     assert_eq!(v, vec![2]);
 
     // AggregatingMergeTree and SummingMergeTree fed by materialized views from the raw table.
@@ -390,16 +284,8 @@ async fn engine_features_the_schema_relies_on() {
         .unwrap();
     let expect: Vec<Agg> = (0..3)
         .map(|s| {
-            let mine: Vec<&Sample> = batch
-                .iter()
-                .chain(batch[..3].iter())
-                .filter(|r| r.service == format!("mv{s}"))
-                .collect();
-            Agg {
-                service: format!("mv{s}"),
-                total: mine.iter().map(|r| r.value).sum(),
-                n: mine.len() as u64,
-            }
+            let mine: Vec<&Sample> = batch.iter().chain(batch[..3].iter()).filter(|r| r.service == format!("mv{s}")).collect();
+            Agg { service: format!("mv{s}"), total: mine.iter().map(|r| r.value).sum(), n: mine.len() as u64 }
         })
         .collect();
     assert_eq!(got.len(), 3);
@@ -407,22 +293,11 @@ async fn engine_features_the_schema_relies_on() {
         assert_eq!((&g.service, g.n), (&e.service, e.n));
         assert!((g.total - e.total).abs() < 1e-9, "{g:?} vs {e:?}");
     }
-    let q = client
-        .query("SELECT quantilesMerge(0.5, 0.99)(q) FROM by_service WHERE service = 'mv0'")
-        .fetch_one::<Vec<f64>>()
-        .await
-        .unwrap();
+    let q =
+        client.query("SELECT quantilesMerge(0.5, 0.99)(q) FROM by_service WHERE service = 'mv0'").fetch_one::<Vec<f64>>().await.unwrap();
     assert_eq!(q.len(), 2);
-    client
-        .query("OPTIMIZE TABLE sums FINAL")
-        .execute()
-        .await
-        .unwrap();
-    let total = client
-        .query("SELECT sum(value) FROM sums FINAL")
-        .fetch_one::<f64>()
-        .await
-        .unwrap();
+    client.query("OPTIMIZE TABLE sums FINAL").execute().await.unwrap();
+    let total = client.query("SELECT sum(value) FROM sums FINAL").fetch_one::<f64>().await.unwrap();
     let want: f64 = batch.iter().chain(batch[..3].iter()).map(|r| r.value).sum();
     assert!((total - want).abs() < 1e-9, "{total} vs {want}");
     // One row per (service, label) after the merge; SummingMergeTree drops the row whose sum is
@@ -441,17 +316,10 @@ async fn restart_keeps_data_and_port() {
 
     // A clean stop and start.
     ch.stop().unwrap();
-    assert!(
-        client.query("SELECT 1").execute().await.is_err(),
-        "down: requests fail"
-    );
+    assert!(client.query("SELECT 1").execute().await.is_err(), "down: requests fail");
     ch.restart().unwrap();
     assert_eq!(ch.url(), url);
-    let got = client
-        .query("SELECT ?fields FROM samples ORDER BY ts DESC")
-        .fetch_all::<Sample>()
-        .await
-        .unwrap();
+    let got = client.query("SELECT ?fields FROM samples ORDER BY ts DESC").fetch_all::<Sample>().await.unwrap();
     assert_eq!(got, rows);
 
     // A crash (SIGKILL) after an acknowledged INSERT loses nothing acknowledged.
@@ -461,11 +329,7 @@ async fn restart_keeps_data_and_port() {
     assert!(!ch.is_running());
     ch.restart().unwrap();
     assert_eq!(count(&client, "SELECT count() FROM samples").await, 110);
-    assert!(
-        ch.log_tail(200).contains("stopping: SIGTERM"),
-        "{}",
-        ch.log_tail(20)
-    );
+    assert!(ch.log_tail(200).contains("stopping: SIGTERM"), "{}", ch.log_tail(20));
 }
 
 /// One HTTP/1.1 request over a fresh connection; returns (status line + headers, body).

@@ -9,11 +9,11 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use futures_util::stream::{self, StreamExt};
 use pprofhouse_ingest::backfill::{backfill, BackfillOptions};
-use pprofhouse_ingest::envelope::parse_message;
 use pprofhouse_ingest::handler::Ingestor;
 use pprofhouse_ingest::layout::{profefe_key, LayoutKind, Resolver, Template};
-use pprofhouse_ingest::producer::{DeadLetter, HEADER_REASON};
 use pprofhouse_ingest::{KafkaConfig, Producer, S3Event};
+use pprofhouse_message::{parse_message, CreatedObject};
+use pprofhouse_message::{DeadLetter, HEADER_REASON};
 use pprofhouse_tests::kafka::{murmur2_partition, LocalKafka};
 use pprofhouse_tests::paths::pprofhouse_bin;
 use pprofhouse_tests::s3::LocalS3;
@@ -25,9 +25,7 @@ const BUCKET: &str = "profiles";
 
 async fn kafka() -> LocalKafka {
     let k = LocalKafka::start().expect("start tansu");
-    k.create_topics(&[(TOPIC, PARTITIONS), (DLQ, 1)])
-        .await
-        .expect("create topics");
+    k.create_topics(&[(TOPIC, PARTITIONS), (DLQ, 1)]).await.expect("create topics");
     k
 }
 
@@ -37,41 +35,26 @@ fn kafka_config(k: &LocalKafka, timeout_ms: u64) -> KafkaConfig {
     c
 }
 
-/// Encode a key the way S3 event notifications do: form encoding (`+` for space), `/` kept.
-fn s3_event_key(key: &str) -> String {
-    key.split('/')
-        .map(pprofhouse_ingest::layout::query_escape)
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-/// An AWS-shaped S3 event with one record per (event name, bucket, decoded key, size).
+/// An AWS-shaped S3 event with one record per (event name, bucket, decoded key, size), built by
+/// the project's one S3-event builder (removals carry no size or etag, as S3 writes them).
 fn aws_event(records: &[(&str, &str, &str, i64)]) -> serde_json::Value {
+    let at = chrono::DateTime::parse_from_rfc3339("2024-03-05T12:30:01.250Z").unwrap().with_timezone(&chrono::Utc);
     let recs: Vec<serde_json::Value> = records
         .iter()
         .enumerate()
         .map(|(i, (name, bucket, key, size))| {
-            let mut object = serde_json::json!({"key": s3_event_key(key), "sequencer": format!("0065F0{i:012X}")});
-            if !name.starts_with("ObjectRemoved") {
-                object["size"] = (*size).into();
-                object["eTag"] = format!("d41d8cd98f00b204e9800998ecf8427{i}").into();
+            let mut o = CreatedObject::new(*bucket, *key, (*size).max(0) as u64, at);
+            o.etag = Some(format!("d41d8cd98f00b204e9800998ecf8427{i}"));
+            o.sequencer = Some(format!("0065F0{i:012X}"));
+            let mut r = o.record("us-east-1");
+            r["eventName"] = (*name).into();
+            r["s3"]["object"]["size"] = (*size).into();
+            if name.starts_with("ObjectRemoved") {
+                let obj = r["s3"]["object"].as_object_mut().unwrap();
+                obj.remove("size");
+                obj.remove("eTag");
             }
-            serde_json::json!({
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": "us-east-1",
-                "eventTime": "2024-03-05T12:30:01.250Z",
-                "eventName": name,
-                "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
-                "requestParameters": {"sourceIPAddress": "10.0.0.1"},
-                "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD"},
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "configurationId": "pprofhouse-trigger",
-                    "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A3NL1KOZZKExample"}, "arn": format!("arn:aws:s3:::{bucket}")},
-                    "object": object
-                }
-            })
+            r
         })
         .collect();
     serde_json::json!({ "Records": recs })
@@ -82,83 +65,37 @@ fn parse_event(v: &serde_json::Value) -> S3Event {
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 #[tokio::test]
 async fn aws_event_multi_record_lands_on_the_right_partitions() {
     let k = kafka().await;
     let mut resolver = Resolver::default();
-    resolver
-        .templates
-        .push(Template::parse("uploads/{service}/{type}/{yyyy}/{mm}/{dd}/{name}").unwrap());
-    let ingestor = Ingestor::new(
-        Producer::new(&kafka_config(&k, 15_000)).unwrap(),
-        resolver,
-        "lambda",
-    );
+    resolver.templates.push(Template::parse("uploads/{service}/{type}/{yyyy}/{mm}/{dd}/{name}").unwrap());
+    let ingestor = Ingestor::new(Producer::new(&kafka_config(&k, 15_000)).unwrap(), resolver, "lambda");
 
     let at = Utc.with_ymd_and_hms(2024, 3, 5, 12, 0, 0).unwrap();
-    let team_key = profefe_key(
-        "team/api",
-        2,
-        at,
-        7,
-        &labels(&[("zone", "eu west+1"), ("host", "h/1")]),
-    );
+    let team_key = profefe_key("team/api", 2, at, 7, &labels(&[("zone", "eu west+1"), ("host", "h/1")]));
     let unicode_key = "uploads/checkout/heap/2024/03/05/host 1 日本 (copy).pb.gz";
     let ev = aws_event(&[
         // From profefe's own tests.
-        (
-            "ObjectCreated:Put",
-            BUCKET,
-            "P0.svc1/1/9bsv0s3ipt32jfck6kt0,k1=v1,k2=v2",
-            1200,
-        ),
-        (
-            "ObjectCreated:CompleteMultipartUpload",
-            BUCKET,
-            &team_key,
-            99_000,
-        ),
-        (
-            "ObjectRemoved:Delete",
-            BUCKET,
-            "P0.svc1/1/9bsv0s3ipt32jfck6kt0",
-            0,
-        ),
-        (
-            "ObjectCreated:Put",
-            BUCKET,
-            "P0.svc1/1/bpc00mript33iv4net00,k1=v1,k2=v2",
-            0,
-        ),
+        ("ObjectCreated:Put", BUCKET, "P0.svc1/1/9bsv0s3ipt32jfck6kt0,k1=v1,k2=v2", 1200),
+        ("ObjectCreated:CompleteMultipartUpload", BUCKET, &team_key, 99_000),
+        ("ObjectRemoved:Delete", BUCKET, "P0.svc1/1/9bsv0s3ipt32jfck6kt0", 0),
+        ("ObjectCreated:Put", BUCKET, "P0.svc1/1/bpc00mript33iv4net00,k1=v1,k2=v2", 0),
         ("ObjectCreated:Copy", "other-bucket", unicode_key, 512),
         ("ObjectCreated:Put", BUCKET, "misc/random file.bin", 10),
     ]);
-    let report = ingestor
-        .handle_event(&parse_event(&ev))
-        .await
-        .expect("handled");
-    assert_eq!(
-        (report.enqueued, report.dead_lettered, report.skipped),
-        (3, 1, 2),
-        "{report:?}"
-    );
+    let report = ingestor.handle_event(&parse_event(&ev)).await.expect("handled");
+    assert_eq!((report.enqueued, report.dead_lettered, report.skipped), (3, 1, 2), "{report:?}");
 
     let msgs = k.read_all(TOPIC).unwrap();
     assert_eq!(msgs.len(), 3);
     let mut by_key: HashMap<String, _> = HashMap::new();
     for m in &msgs {
         let key = m.key.clone().unwrap();
-        assert_eq!(
-            m.partition,
-            murmur2_partition(key.as_bytes(), PARTITIONS),
-            "partition of {key}"
-        );
+        assert_eq!(m.partition, murmur2_partition(key.as_bytes(), PARTITIONS), "partition of {key}");
         let objs = parse_message(&m.payload).unwrap();
         assert_eq!(objs.len(), 1);
         assert_eq!(objs[0].message_key(), key);
@@ -171,68 +108,39 @@ async fn aws_event_multi_record_lands_on_the_right_partitions() {
 
     let o = &by_key["profiles/P0.svc1/1/9bsv0s3ipt32jfck6kt0,k1=v1,k2=v2"];
     let m = o.meta.as_ref().unwrap();
-    assert_eq!(
-        (m.service.as_str(), m.profile_type.as_str(), m.layout),
-        ("svc1", "cpu", LayoutKind::Profefe)
-    );
+    assert_eq!((m.service.as_str(), m.profile_type.as_str(), m.layout), ("svc1", "cpu", LayoutKind::Profefe));
     assert_eq!(m.labels, labels(&[("k1", "v1"), ("k2", "v2")]));
-    assert_eq!(
-        m.created_at,
-        Utc.with_ymd_and_hms(2009, 11, 10, 23, 0, 0).unwrap()
-    );
+    assert_eq!(m.created_at, Utc.with_ymd_and_hms(2009, 11, 10, 23, 0, 0).unwrap());
     assert_eq!(o.size, 1200);
     assert_eq!(o.etag.as_deref(), Some("d41d8cd98f00b204e9800998ecf84270"));
     assert_eq!(o.sequencer.as_deref(), Some("0065F0000000000000"));
     assert_eq!(o.event_name.as_deref(), Some("ObjectCreated:Put"));
     assert_eq!(o.source.as_deref(), Some("lambda"));
-    assert_eq!(
-        o.event_time.unwrap().to_rfc3339(),
-        "2024-03-05T12:30:01.250+00:00"
-    );
+    assert_eq!(o.event_time.unwrap().to_rfc3339(), "2024-03-05T12:30:01.250+00:00");
 
     let o = &by_key[&format!("profiles/{team_key}")];
     let m = o.meta.as_ref().unwrap();
-    assert_eq!(
-        (m.service.as_str(), m.profile_type.as_str(), m.created_at),
-        ("team/api", "heap", at)
-    );
+    assert_eq!((m.service.as_str(), m.profile_type.as_str(), m.created_at), ("team/api", "heap", at));
     assert_eq!(m.labels, labels(&[("host", "h/1"), ("zone", "eu west+1")]));
 
     let o = &by_key[&format!("other-bucket/{unicode_key}")];
     assert_eq!(o.key, unicode_key);
     let m = o.meta.as_ref().unwrap();
-    assert_eq!(
-        (m.service.as_str(), m.profile_type.as_str(), m.layout),
-        ("checkout", "heap", LayoutKind::Template)
-    );
+    assert_eq!((m.service.as_str(), m.profile_type.as_str(), m.layout), ("checkout", "heap", LayoutKind::Template));
     assert_eq!(m.created_at.to_rfc3339(), "2024-03-05T12:30:01.250+00:00");
 
     let dead = k.read_all(DLQ).unwrap();
     assert_eq!(dead.len(), 1);
-    assert_eq!(
-        dead[0].key.as_deref(),
-        Some("profiles/misc/random file.bin")
-    );
+    assert_eq!(dead[0].key.as_deref(), Some("profiles/misc/random file.bin"));
     let reason = dead[0].header(HEADER_REASON).unwrap();
     assert!(reason.contains("no layout matched"), "{reason}");
     let dl: DeadLetter = serde_json::from_slice(&dead[0].payload).unwrap();
-    assert_eq!(
-        (dl.stage.as_str(), dl.object.key.as_str()),
-        ("ingest", "misc/random file.bin")
-    );
+    assert_eq!((dl.stage.as_str(), dl.object.key.as_str()), ("ingest", "misc/random file.bin"));
 
     // The same event again (a Lambda retry): same keys, same partitions.
     let again = ingestor.handle_event(&parse_event(&ev)).await.unwrap();
-    let first: BTreeSet<_> = report
-        .deliveries
-        .iter()
-        .map(|d| (d.key.clone(), d.partition))
-        .collect();
-    let second: BTreeSet<_> = again
-        .deliveries
-        .iter()
-        .map(|d| (d.key.clone(), d.partition))
-        .collect();
+    let first: BTreeSet<_> = report.deliveries.iter().map(|d| (d.key.clone(), d.partition)).collect();
+    let second: BTreeSet<_> = again.deliveries.iter().map(|d| (d.key.clone(), d.partition)).collect();
     assert_eq!(first, second);
     assert_eq!(k.message_count(TOPIC).unwrap(), 6);
 }
@@ -258,56 +166,32 @@ async fn raw_minio_event_on_the_topic_is_read_like_an_envelope() {
     });
     // A Java-compatible partitioner (murmur2), as the trigger uses. (MinIO's own client hashes
     // keys differently, so its raw events may land on another partition than envelopes.)
-    let producer: rdkafka::producer::FutureProducer = k
-        .client_config()
-        .set("partitioner", "murmur2_random")
-        .create()
-        .unwrap();
+    let producer: rdkafka::producer::FutureProducer = k.client_config().set("partitioner", "murmur2_random").create().unwrap();
     let payload = serde_json::to_vec(&raw).unwrap();
     producer
         .send(
-            rdkafka::producer::FutureRecord::to(TOPIC)
-                .key("profiles/P0.svc1/4/9bsv0s3ipt32jfck6kt0,k1=v1")
-                .payload(&payload),
+            rdkafka::producer::FutureRecord::to(TOPIC).key("profiles/P0.svc1/4/9bsv0s3ipt32jfck6kt0,k1=v1").payload(&payload),
             Duration::from_secs(10),
         )
         .await
         .unwrap();
     // And an envelope written by the trigger, for the same object.
-    let ingestor = Ingestor::new(
-        Producer::new(&kafka_config(&k, 15_000)).unwrap(),
-        Resolver::default(),
-        "lambda",
-    );
-    let ev = aws_event(&[(
-        "ObjectCreated:Put",
-        "profiles",
-        "P0.svc1/4/9bsv0s3ipt32jfck6kt0,k1=v1",
-        321,
-    )]);
+    let ingestor = Ingestor::new(Producer::new(&kafka_config(&k, 15_000)).unwrap(), Resolver::default(), "lambda");
+    let ev = aws_event(&[("ObjectCreated:Put", "profiles", "P0.svc1/4/9bsv0s3ipt32jfck6kt0,k1=v1", 321)]);
     ingestor.handle_event(&parse_event(&ev)).await.unwrap();
 
     let msgs = k.read_all(TOPIC).unwrap();
     assert_eq!(msgs.len(), 2);
-    assert_eq!(
-        msgs[0].partition, msgs[1].partition,
-        "same object, same partition"
-    );
+    assert_eq!(msgs[0].partition, msgs[1].partition, "same object, same partition");
     let resolver = Resolver::default();
     for m in msgs {
         let objs = parse_message(&m.payload).unwrap();
         assert_eq!(objs.len(), 1);
         let o = &objs[0];
-        assert_eq!(
-            (o.bucket.as_str(), o.key.as_str(), o.size),
-            ("profiles", "P0.svc1/4/9bsv0s3ipt32jfck6kt0,k1=v1", 321)
-        );
+        assert_eq!((o.bucket.as_str(), o.key.as_str(), o.size), ("profiles", "P0.svc1/4/9bsv0s3ipt32jfck6kt0,k1=v1", 321));
         match resolver.resolve_object(o, None) {
             pprofhouse_ingest::Resolution::Matched(meta) => {
-                assert_eq!(
-                    (meta.service.as_str(), meta.profile_type.as_str()),
-                    ("svc1", "mutex")
-                );
+                assert_eq!((meta.service.as_str(), meta.profile_type.as_str()), ("svc1", "mutex"));
                 assert_eq!(meta.labels, labels(&[("k1", "v1")]));
             }
             other => panic!("{other:?}"),
@@ -333,35 +217,19 @@ async fn object_metadata_is_read_with_head_when_the_key_says_nothing() {
         .send()
         .await
         .unwrap();
-    let ingestor = Ingestor::new(
-        Producer::new(&kafka_config(&k, 15_000)).unwrap(),
-        Resolver::default(),
-        "lambda",
-    )
-    .with_s3(client);
+    let ingestor = Ingestor::new(Producer::new(&kafka_config(&k, 15_000)).unwrap(), Resolver::default(), "lambda").with_s3(client);
     let ev = aws_event(&[
         ("ObjectCreated:Put", BUCKET, "agent uploads/blob-1", 13),
-        (
-            "ObjectCreated:Put",
-            BUCKET,
-            "agent uploads/deleted-since",
-            13,
-        ),
+        ("ObjectCreated:Put", BUCKET, "agent uploads/deleted-since", 13),
     ]);
     let report = ingestor.handle_event(&parse_event(&ev)).await.unwrap();
     assert_eq!((report.enqueued, report.dead_lettered), (1, 1));
     let msgs = k.read_all(TOPIC).unwrap();
     let o = &parse_message(&msgs[0].payload).unwrap()[0];
     let m = o.meta.as_ref().unwrap();
-    assert_eq!(
-        (m.service.as_str(), m.profile_type.as_str(), m.layout),
-        ("svc-md", "goroutine", LayoutKind::ObjectMetadata)
-    );
+    assert_eq!((m.service.as_str(), m.profile_type.as_str(), m.layout), ("svc-md", "goroutine", LayoutKind::ObjectMetadata));
     assert_eq!(m.labels, labels(&[("env", "prod"), ("region", "eu 1")]));
-    assert_eq!(
-        m.created_at,
-        Utc.with_ymd_and_hms(2024, 6, 1, 8, 0, 0).unwrap()
-    );
+    assert_eq!(m.created_at, Utc.with_ymd_and_hms(2024, 6, 1, 8, 0, 0).unwrap());
     let dead = k.read_all(DLQ).unwrap();
     assert!(dead[0].header(HEADER_REASON).unwrap().contains("not found"));
 }
@@ -369,51 +237,22 @@ async fn object_metadata_is_read_with_head_when_the_key_says_nothing() {
 #[tokio::test]
 async fn broker_down_fails_the_handler_and_a_retry_succeeds() {
     let mut k = kafka().await;
-    let ingestor = Ingestor::new(
-        Producer::new(&kafka_config(&k, 3_000)).unwrap(),
-        Resolver::default(),
-        "lambda",
-    );
+    let ingestor = Ingestor::new(Producer::new(&kafka_config(&k, 3_000)).unwrap(), Resolver::default(), "lambda");
     let ev = aws_event(&[
-        (
-            "ObjectCreated:Put",
-            BUCKET,
-            "P0.svc1/1/9bsv0s3ipt32jfck6kt0,k1=v1,k2=v2",
-            10,
-        ),
-        (
-            "ObjectCreated:Put",
-            BUCKET,
-            "P0.svc2/2/9bsv0s3ipt32jfck6kt0",
-            10,
-        ),
+        ("ObjectCreated:Put", BUCKET, "P0.svc1/1/9bsv0s3ipt32jfck6kt0,k1=v1,k2=v2", 10),
+        ("ObjectCreated:Put", BUCKET, "P0.svc2/2/9bsv0s3ipt32jfck6kt0", 10),
     ]);
-    ingestor
-        .handle_event(&parse_event(&ev))
-        .await
-        .expect("delivered while the broker is up");
+    ingestor.handle_event(&parse_event(&ev)).await.expect("delivered while the broker is up");
     k.stop();
-    let err = ingestor
-        .handle_event(&parse_event(&ev))
-        .await
-        .expect_err("broker is down");
+    let err = ingestor.handle_event(&parse_event(&ev)).await.expect_err("broker is down");
     let msg = err.to_string();
     assert!(msg.contains("not delivered"), "{msg}");
 
     // Lambda retries the event once the broker is back (in-memory broker: topics again).
     k.restart().unwrap();
-    k.create_topics(&[(TOPIC, PARTITIONS), (DLQ, 1)])
-        .await
-        .unwrap();
-    let fresh = Ingestor::new(
-        Producer::new(&kafka_config(&k, 15_000)).unwrap(),
-        Resolver::default(),
-        "lambda",
-    );
-    let report = fresh
-        .handle_event(&parse_event(&ev))
-        .await
-        .expect("retry delivered");
+    k.create_topics(&[(TOPIC, PARTITIONS), (DLQ, 1)]).await.unwrap();
+    let fresh = Ingestor::new(Producer::new(&kafka_config(&k, 15_000)).unwrap(), Resolver::default(), "lambda");
+    let report = fresh.handle_event(&parse_event(&ev)).await.expect("retry delivered");
     assert_eq!(report.enqueued, 2);
     assert_eq!(k.message_count(TOPIC).unwrap(), 2);
 }
@@ -427,9 +266,7 @@ async fn upload_profiles(s3: &LocalS3, n: usize, service: Option<&str>, offset: 
             let client = client.clone();
             let i = i + offset;
             async move {
-                let svc = service
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("svc{}", i % 5));
+                let svc = service.map(str::to_string).unwrap_or_else(|| format!("svc{}", i % 5));
                 let key = profefe_key(
                     &svc,
                     1 + (i % 6) as u8,
@@ -437,14 +274,7 @@ async fn upload_profiles(s3: &LocalS3, n: usize, service: Option<&str>, offset: 
                     i as u64,
                     &labels(&[("i", &i.to_string())]),
                 );
-                client
-                    .put_object()
-                    .bucket(BUCKET)
-                    .key(&key)
-                    .body(format!("profile {i}").into_bytes().into())
-                    .send()
-                    .await
-                    .unwrap();
+                client.put_object().bucket(BUCKET).key(&key).body(format!("profile {i}").into_bytes().into()).send().await.unwrap();
             }
         })
         .buffer_unordered(16)
@@ -459,41 +289,23 @@ async fn backfill_of_1000_objects_enqueues_each_once() {
     s3.create_bucket(BUCKET).unwrap();
     upload_profiles(&s3, 1000, None, 0).await;
     for i in 0..3 {
-        s3.client()
-            .put_object()
-            .bucket(BUCKET)
-            .key(format!("P0.svc0/1/empty-{i}"))
-            .body(Vec::new().into())
-            .send()
-            .await
-            .unwrap();
+        s3.client().put_object().bucket(BUCKET).key(format!("P0.svc0/1/empty-{i}")).body(Vec::new().into()).send().await.unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
-    let ingestor = Ingestor::new(
-        Producer::new(&kafka_config(&k, 15_000)).unwrap(),
-        Resolver::default(),
-        "backfill",
-    );
+    let ingestor = Ingestor::new(Producer::new(&kafka_config(&k, 15_000)).unwrap(), Resolver::default(), "backfill");
     let mut opts = BackfillOptions::new(BUCKET);
     opts.checkpoint = Some(dir.path().join("checkpoint.json"));
     opts.page_size = 300; // several pages
     opts.rate = Some(4000.0);
 
     let r1 = backfill(&s3.client(), &ingestor, &opts).await.unwrap();
-    assert_eq!(
-        (r1.listed, r1.enqueued, r1.dead_lettered, r1.filtered),
-        (1003, 1000, 0, 3),
-        "{r1:?}"
-    );
+    assert_eq!((r1.listed, r1.enqueued, r1.dead_lettered, r1.filtered), (1003, 1000, 0, 3), "{r1:?}");
     assert_eq!(k.message_count(TOPIC).unwrap(), 1000);
     let msgs = k.read_all(TOPIC).unwrap();
     let keys: BTreeSet<String> = msgs.iter().map(|m| m.key.clone().unwrap()).collect();
     assert_eq!(keys.len(), 1000, "each object once");
     for m in &msgs {
-        assert_eq!(
-            m.partition,
-            murmur2_partition(m.key.as_ref().unwrap().as_bytes(), PARTITIONS)
-        );
+        assert_eq!(m.partition, murmur2_partition(m.key.as_ref().unwrap().as_bytes(), PARTITIONS));
         let o = &parse_message(&m.payload).unwrap()[0];
         assert_eq!(o.event_name.as_deref(), Some("Backfill"));
         // (s3s-fs lists no ETag; AWS and MinIO do.)
@@ -529,9 +341,7 @@ async fn backfill_of_1000_objects_enqueues_each_once() {
 /// The environment for a `pprofhouse` child: no inherited PPROFHOUSE_*/AWS_* settings.
 /// `PPROFHOUSE_TEST_BIN` overrides the binary (e.g. a release or cross build).
 fn pprofhouse(args: &[&str], env: &[(String, String)]) -> Command {
-    let bin = std::env::var_os("PPROFHOUSE_TEST_BIN")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(pprofhouse_bin);
+    let bin = std::env::var_os("PPROFHOUSE_TEST_BIN").map(std::path::PathBuf::from).unwrap_or_else(pprofhouse_bin);
     let mut cmd = Command::new(bin);
     cmd.args(args);
     for (k, _) in std::env::vars() {
@@ -550,18 +360,8 @@ async fn ingest_event_command() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("event.json");
     let ev = aws_event(&[
-        (
-            "ObjectCreated:Put",
-            BUCKET,
-            "P0.svc1/1/9bsv0s3ipt32jfck6kt0,k1=v1,k2=v2",
-            10,
-        ),
-        (
-            "ObjectCreated:Put",
-            BUCKET,
-            "uploads/api/cpu/2024/03/05/a b.pb.gz",
-            10,
-        ),
+        ("ObjectCreated:Put", BUCKET, "P0.svc1/1/9bsv0s3ipt32jfck6kt0,k1=v1,k2=v2", 10),
+        ("ObjectCreated:Put", BUCKET, "uploads/api/cpu/2024/03/05/a b.pb.gz", 10),
         ("ObjectCreated:Put", BUCKET, "somewhere/else.bin", 10),
         ("ObjectRemoved:Delete", BUCKET, "gone", 0),
     ]);
@@ -569,68 +369,29 @@ async fn ingest_event_command() {
     let env: Vec<(String, String)> = vec![
         ("PPROFHOUSE_KAFKA_BROKERS".into(), k.brokers()),
         ("PPROFHOUSE_KAFKA_TIMEOUT_MS".into(), "5000".into()),
-        (
-            "PPROFHOUSE_INGEST_LAYOUTS".into(),
-            "uploads/{service}/{type}/{yyyy}/{mm}/{dd}/{name}".into(),
-        ),
-        (
-            "PPROFHOUSE_INGEST_DEFAULT_SERVICE".into(),
-            "unsorted".into(),
-        ),
+        ("PPROFHOUSE_INGEST_LAYOUTS".into(), "uploads/{service}/{type}/{yyyy}/{mm}/{dd}/{name}".into()),
+        ("PPROFHOUSE_INGEST_DEFAULT_SERVICE".into(), "unsorted".into()),
         ("PPROFHOUSE_INGEST_HEAD_OBJECTS".into(), "false".into()),
     ];
-    let out = pprofhouse(&["ingest-event", file.to_str().unwrap()], &env)
-        .output()
-        .unwrap();
+    let out = pprofhouse(&["ingest-event", file.to_str().unwrap()], &env).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "ingest-event failed: {stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    assert_eq!(
-        (
-            report["enqueued"].as_u64(),
-            report["dead_lettered"].as_u64(),
-            report["skipped"].as_u64()
-        ),
-        (Some(3), Some(0), Some(1))
-    );
-    let services: BTreeSet<String> = k
-        .read_all(TOPIC)
-        .unwrap()
-        .iter()
-        .map(|m| {
-            parse_message(&m.payload).unwrap()[0]
-                .meta
-                .clone()
-                .unwrap()
-                .service
-        })
-        .collect();
-    assert_eq!(
-        services,
-        ["api", "svc1", "unsorted"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stdout not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!((report["enqueued"].as_u64(), report["dead_lettered"].as_u64(), report["skipped"].as_u64()), (Some(3), Some(0), Some(1)));
+    let services: BTreeSet<String> =
+        k.read_all(TOPIC).unwrap().iter().map(|m| parse_message(&m.payload).unwrap()[0].meta.clone().unwrap().service).collect();
+    assert_eq!(services, ["api", "svc1", "unsorted"].iter().map(|s| s.to_string()).collect());
 
     // Broker down: non-zero exit with a clear message.
     k.stop();
-    let out = pprofhouse(&["ingest-event", file.to_str().unwrap()], &env)
-        .output()
-        .unwrap();
+    let out = pprofhouse(&["ingest-event", file.to_str().unwrap()], &env).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "should fail with the broker down");
     assert!(stderr.contains("not delivered"), "stderr: {stderr}");
 
     // Missing settings: a clear message too.
-    let out = pprofhouse(&["ingest-event", file.to_str().unwrap()], &[])
-        .output()
-        .unwrap();
+    let out = pprofhouse(&["ingest-event", file.to_str().unwrap()], &[]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--kafka-brokers"));
 }
@@ -659,19 +420,11 @@ async fn backfill_command_runs_once() {
         checkpoint.to_str().unwrap(),
     ];
     let out = pprofhouse(&args, &env).output().unwrap();
-    assert!(
-        out.status.success(),
-        "backfill failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "backfill failed: {}", String::from_utf8_lossy(&out.stderr));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["enqueued"].as_u64(), Some(25));
     let out = pprofhouse(&args, &env).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["enqueued"].as_u64(), Some(0));
     assert_eq!(k.message_count(TOPIC).unwrap(), 25);
@@ -691,8 +444,7 @@ impl RuntimeApi {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (events, events_rx) =
-            tokio::sync::mpsc::unbounded_channel::<(String, serde_json::Value)>();
+        let (events, events_rx) = tokio::sync::mpsc::unbounded_channel::<(String, serde_json::Value)>();
         let (results_tx, results) = tokio::sync::mpsc::unbounded_channel();
         let events_rx = std::sync::Arc::new(tokio::sync::Mutex::new(events_rx));
         tokio::spawn(async move {
@@ -708,10 +460,7 @@ impl RuntimeApi {
                             return;
                         }
                         let mut parts = line.split_whitespace();
-                        let (method, path) = (
-                            parts.next().unwrap_or("").to_string(),
-                            parts.next().unwrap_or("").to_string(),
-                        );
+                        let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
                         let mut len = 0usize;
                         loop {
                             let mut h = String::new();
@@ -732,15 +481,12 @@ impl RuntimeApi {
                         if rd.read_exact(&mut body).await.is_err() {
                             return;
                         }
-                        let response = if method == "GET"
-                            && path.ends_with("/runtime/invocation/next")
-                        {
+                        let response = if method == "GET" && path.ends_with("/runtime/invocation/next") {
                             let Some((id, ev)) = events_rx.lock().await.recv().await else {
                                 return;
                             };
                             let payload = serde_json::to_vec(&ev).unwrap();
-                            let deadline =
-                                (Utc::now() + chrono::Duration::seconds(60)).timestamp_millis();
+                            let deadline = (Utc::now() + chrono::Duration::seconds(60)).timestamp_millis();
                             let mut r = format!(
                                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {id}\r\n\
                                  Lambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:pprofhouse\r\n\
@@ -752,18 +498,11 @@ impl RuntimeApi {
                             r
                         } else {
                             // .../invocation/{id}/response, .../invocation/{id}/error, .../init/error
-                            let segs: Vec<&str> =
-                                path.trim_end_matches('/').rsplit('/').take(2).collect();
-                            let (kind, id) = (
-                                segs.first().copied().unwrap_or(""),
-                                segs.get(1).copied().unwrap_or(""),
-                            );
-                            let _ = results_tx.send((
-                                id.to_string(),
-                                kind.to_string(),
-                                String::from_utf8_lossy(&body).into_owned(),
-                            ));
-                            b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"status\":\"OK\"}".to_vec()
+                            let segs: Vec<&str> = path.trim_end_matches('/').rsplit('/').take(2).collect();
+                            let (kind, id) = (segs.first().copied().unwrap_or(""), segs.get(1).copied().unwrap_or(""));
+                            let _ = results_tx.send((id.to_string(), kind.to_string(), String::from_utf8_lossy(&body).into_owned()));
+                            b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"status\":\"OK\"}"
+                                .to_vec()
                         };
                         if wr.write_all(&response).await.is_err() {
                             return;
@@ -772,11 +511,7 @@ impl RuntimeApi {
                 });
             }
         });
-        RuntimeApi {
-            addr,
-            events,
-            results,
-        }
+        RuntimeApi { addr, events, results }
     }
 
     fn invoke(&self, id: &str, event: serde_json::Value) {
@@ -784,10 +519,7 @@ impl RuntimeApi {
     }
 
     async fn result(&mut self) -> (String, String, String) {
-        tokio::time::timeout(Duration::from_secs(60), self.results.recv())
-            .await
-            .expect("no answer from the function")
-            .unwrap()
+        tokio::time::timeout(Duration::from_secs(60), self.results.recv()).await.expect("no answer from the function").unwrap()
     }
 }
 
@@ -818,43 +550,20 @@ async fn lambda_command_answers_the_runtime_api() {
     .map(|(a, b)| (a.to_string(), b))
     .collect();
     let mut cmd = pprofhouse(&["lambda"], &env);
-    cmd.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit());
+    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::inherit());
     pprofhouse_tests::kafka::die_with_parent(&mut cmd);
     let _child = KillOnDrop(cmd.spawn().unwrap());
 
     let ev = aws_event(&[
-        (
-            "ObjectCreated:Put",
-            BUCKET,
-            "P0.svc1/1/9bsv0s3ipt32jfck6kt0,k1=v1,k2=v2",
-            10,
-        ),
-        (
-            "ObjectCreated:Put",
-            BUCKET,
-            "P0.svc2/5/9bsv0s3ipt32jfck6kt0",
-            10,
-        ),
-        (
-            "ObjectRemoved:Delete",
-            BUCKET,
-            "P0.svc2/5/9bsv0s3ipt32jfck6kt0",
-            0,
-        ),
+        ("ObjectCreated:Put", BUCKET, "P0.svc1/1/9bsv0s3ipt32jfck6kt0,k1=v1,k2=v2", 10),
+        ("ObjectCreated:Put", BUCKET, "P0.svc2/5/9bsv0s3ipt32jfck6kt0", 10),
+        ("ObjectRemoved:Delete", BUCKET, "P0.svc2/5/9bsv0s3ipt32jfck6kt0", 0),
     ]);
     api.invoke("req-1", ev.clone());
     let (id, kind, body) = api.result().await;
-    assert_eq!(
-        (id.as_str(), kind.as_str()),
-        ("req-1", "response"),
-        "{body}"
-    );
+    assert_eq!((id.as_str(), kind.as_str()), ("req-1", "response"), "{body}");
     let report: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        (report["enqueued"].as_u64(), report["skipped"].as_u64()),
-        (Some(2), Some(1))
-    );
+    assert_eq!((report["enqueued"].as_u64(), report["skipped"].as_u64()), (Some(2), Some(1)));
     assert_eq!(k.message_count(TOPIC).unwrap(), 2);
 
     // Broker down: the invocation reports an error (Lambda then retries / routes it on failure).

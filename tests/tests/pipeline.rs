@@ -15,10 +15,10 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use pprofhouse_ingest::envelope::parse_message;
 use pprofhouse_ingest::layout::{profefe_key, profefe_type_number};
+use pprofhouse_message::parse_message;
 use pprofhouse_tests::goservice::{http_get, GoService};
-use pprofhouse_tests::paths::fixtures_dir;
+use pprofhouse_tests::paths::fixtures;
 use pprofhouse_tests::pipeline::{tail_text, wait_until, Pipeline, Worker, BUCKET};
 use pprofhouse_tests::pprof::{go_pprof_top, Top};
 use pprofhouse_transform::{explode, pprof, ExplodeOptions};
@@ -30,7 +30,7 @@ fn start() -> Pipeline {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    fixtures_dir().join(name)
+    fixtures().join(name)
 }
 
 /// Now, whole seconds (xids carry seconds).
@@ -49,7 +49,8 @@ fn iso(t: DateTime<Utc>) -> String {
 
 /// `--type T --sample-type S --from .. --to ..` plus extra arguments, as owned strings.
 fn top_args(ptype: &str, sample_type: &str, from: DateTime<Utc>, to: DateTime<Utc>, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = ["--type", ptype, "--sample-type", sample_type, "--from", &iso(from), "--to", &iso(to)].iter().map(|s| s.to_string()).collect();
+    let mut a: Vec<String> =
+        ["--type", ptype, "--sample-type", sample_type, "--from", &iso(from), "--to", &iso(to)].iter().map(|s| s.to_string()).collect();
     a.extend(extra.iter().map(|s| s.to_string()));
     a
 }
@@ -213,7 +214,8 @@ fn real_go_service_profiles_through_the_worker_equal_go_tool_pprof() {
     let mut objects: Vec<(String, String, PathBuf, String)> = Vec::new();
     for (i, service) in ["checkout", "search"].iter().enumerate() {
         let at = t0 + chrono::Duration::minutes(5 * i as i64);
-        let types: &[&str] = if i == 0 { &["cpu", "heap", "allocs", "goroutine", "threadcreate", "block", "mutex"] } else { &["cpu", "heap"] };
+        let types: &[&str] =
+            if i == 0 { &["cpu", "heap", "allocs", "goroutine", "threadcreate", "block", "mutex"] } else { &["cpu", "heap"] };
         for ptype in types {
             let bytes = svc.fetch(ptype).unwrap();
             match pprof::decode(bytes.clone(), &Default::default()) {
@@ -249,7 +251,8 @@ fn real_go_service_profiles_through_the_worker_equal_go_tool_pprof() {
     let m = wait_until(Duration::from_secs(120), Duration::from_millis(250), || {
         let m = w.metrics().ok()?;
         last = m.text.clone();
-        (m.sum("pprofhouse_worker_messages_total", &[]) >= n as f64 && m.sum("pprofhouse_worker_profiles_total", &[]) >= n as f64).then_some(m)
+        (m.sum("pprofhouse_worker_messages_total", &[]) >= n as f64 && m.sum("pprofhouse_worker_profiles_total", &[]) >= n as f64)
+            .then_some(m)
     })
     .unwrap_or_else(|| panic!("metrics never counted {n} messages and profiles:\n{last}\nstderr:\n{}", w.stderr_tail(60)));
     assert_eq!(m.sum("pprofhouse_worker_messages_total", &[("outcome", "ok")]), n as f64, "{}", m.text);
@@ -386,7 +389,10 @@ fn bad_objects_are_dead_lettered_once_each_and_the_good_ones_stored() {
         (key("bad-oversized", "heap", t0, 5, &[]), Some(oversized), 0, "over_limit"),
         (key("bad-missing", "cpu", t0, 6, &[]), None, 4321, "not_found"),
     ];
-    let good = [(key("good", "cpu", t0, 7, &[]), "go-workload-cpu.pb.gz"), (key("good", "cpu", t0 + chrono::Duration::seconds(1), 8, &[]), "go-cpu-labels.pb.gz")];
+    let good = [
+        (key("good", "cpu", t0, 7, &[]), "go-workload-cpu.pb.gz"),
+        (key("good", "cpu", t0 + chrono::Duration::seconds(1), 8, &[]), "go-cpu-labels.pb.gz"),
+    ];
     let mut records: Vec<(String, u64)> = Vec::new();
     for (k, bytes, claimed, _) in &bad {
         if let Some(b) = bytes {
@@ -408,8 +414,12 @@ fn bad_objects_are_dead_lettered_once_each_and_the_good_ones_stored() {
     assert_success(&out, "worker over bad objects");
 
     // Exactly one dead letter per bad object, with the kind, the reason and the original message.
-    let originals: BTreeMap<String, String> =
-        p.messages().unwrap().iter().map(|m| (parse_message(&m.payload).unwrap()[0].key.clone(), String::from_utf8(m.payload.clone()).unwrap())).collect();
+    let originals: BTreeMap<String, String> = p
+        .messages()
+        .unwrap()
+        .iter()
+        .map(|m| (parse_message(&m.payload).unwrap()[0].key.clone(), String::from_utf8(m.payload.clone()).unwrap()))
+        .collect();
     let records_dlq = p.dead_letter_records().unwrap();
     let mut by_key: BTreeMap<String, Vec<(serde_json::Value, Option<String>)>> = BTreeMap::new();
     for r in &records_dlq {
@@ -419,7 +429,9 @@ fn bad_objects_are_dead_lettered_once_each_and_the_good_ones_stored() {
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     for (k, _, _, kind) in &bad {
-        let got = by_key.get(k).unwrap_or_else(|| panic!("no dead letter for {k} (want {kind}); DLQ: {by_key:#?}\nstderr:\n{}", tail_text(stderr.as_bytes(), 60)));
+        let got = by_key.get(k).unwrap_or_else(|| {
+            panic!("no dead letter for {k} (want {kind}); DLQ: {by_key:#?}\nstderr:\n{}", tail_text(stderr.as_bytes(), 60))
+        });
         assert_eq!(got.len(), 1, "{k}: {got:#?}");
         let (v, header) = &got[0];
         assert_eq!(v["error_kind"].as_str(), Some(*kind), "{k}: {v:#}");
@@ -584,7 +596,10 @@ fn sigterm_during_work_exits_0_and_loses_nothing() {
     let stored_keys: BTreeSet<String> = p.stored_keys().unwrap().into_iter().collect();
     for (part, off, key) in topic_objects(&p) {
         if stored_keys.contains(&key) {
-            assert!(committed.get(&part).is_some_and(|&c| off < c), "{key} (partition {part} offset {off}) stored but not committed at a clean exit: {committed:?}");
+            assert!(
+                committed.get(&part).is_some_and(|&c| off < c),
+                "{key} (partition {part} offset {off}) stored but not committed at a clean exit: {committed:?}"
+            );
         }
     }
 
@@ -618,9 +633,15 @@ fn a_worker_joining_and_leaving_mid_run_loses_and_duplicates_nothing() {
         .unwrap_or_else(|| panic!("no rows after 90 s: {}", a.stderr_tail(40)));
     // B joins: the group rebalances while A has a batch open (and maybe one being written).
     let mut b = p.spawn_worker(&["--concurrency", "2"]).unwrap();
-    let joined = wait_until(Duration::from_secs(60), Duration::from_millis(100), || a.stderr().contains("partitions revoked").then_some(()));
+    let joined =
+        wait_until(Duration::from_secs(60), Duration::from_millis(100), || a.stderr().contains("partitions revoked").then_some(()));
     let at_join = p.profile_count().unwrap();
-    assert!(joined.is_some(), "A saw no rebalance after B started ({at_join} of {n} stored):\nA: {}\nB: {}", a.stderr_tail(30), b.stderr_tail(30));
+    assert!(
+        joined.is_some(),
+        "A saw no rebalance after B started ({at_join} of {n} stored):\nA: {}\nB: {}",
+        a.stderr_tail(30),
+        b.stderr_tail(30)
+    );
     assert!(at_join < n as u64, "all {n} profiles were stored before the rebalance; the test proves nothing");
     // Let both work, then B leaves cleanly: a second rebalance hands its partitions back to A.
     std::thread::sleep(Duration::from_secs(3));

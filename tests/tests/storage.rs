@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use pprofhouse_sql::queries::Source;
+use pprofhouse_message::{LayoutKind, ProfileMeta};
+use pprofhouse_sql::query::Source;
+use pprofhouse_sql::query::{self, DiffSide, TopQuery, Window};
+use pprofhouse_sql::sink::{Origin, ProfileRecord, Sink, SinkConfig};
 use pprofhouse_tests::clickhouse::LocalClickHouse;
-use pprofhouse_tests::paths::{fixtures_dir, pprofhouse_bin};
+use pprofhouse_tests::paths::{fixtures, pprofhouse_bin};
 use pprofhouse_tests::pprof::{go_pprof_top, pprofhouse_top, Top};
-use pprofhouse_transform::store::query::{self, DiffSide, TopQuery, Window};
-use pprofhouse_transform::store::sink::{ProfileMeta, ProfileRecord, Sink, SinkConfig};
 use pprofhouse_transform::{explode, pprof, ExplodeOptions};
 
 const HOUR: i64 = 3_600_000;
@@ -54,7 +55,7 @@ impl Store {
         for l in labels {
             args.extend(["--label", l]);
         }
-        let paths: Vec<String> = files.iter().map(|f| fixtures_dir().join(f).display().to_string()).collect();
+        let paths: Vec<String> = files.iter().map(|f| fixtures().join(f).display().to_string()).collect();
         args.extend(paths.iter().map(String::as_str));
         String::from_utf8(self.run(&args).stdout).unwrap()
     }
@@ -82,7 +83,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn files(names: &[&str]) -> Vec<PathBuf> {
-    names.iter().map(|n| fixtures_dir().join(n)).collect()
+    names.iter().map(|n| fixtures().join(n)).collect()
 }
 
 fn window_args(from: i64, to: i64) -> [String; 4] {
@@ -135,13 +136,18 @@ fn sql_top_equals_go_tool_pprof_over_the_same_files() {
 fn time_series_sums_equal_per_profile_totals() {
     let T0 = t0();
     let s = Store::start();
-    let plan = [("a", 0, "go-workload-heap.pb.gz"), ("a", 1, "go-workload-allocs.pb.gz"), ("b", 1, "go-heap-2021.pb.gz"), ("b", 3, "go-workload-heap.pb.gz")];
+    let plan = [
+        ("a", 0, "go-workload-heap.pb.gz"),
+        ("a", 1, "go-workload-allocs.pb.gz"),
+        ("b", 1, "go-heap-2021.pb.gz"),
+        ("b", 3, "go-workload-heap.pb.gz"),
+    ];
     let mut expected_totals: HashMap<i64, i64> = HashMap::new();
     let mut expected_fn: HashMap<(i64, String), (i64, i64)> = HashMap::new();
     let func = "runtime.main";
     for (svc, hour, f) in plan {
         s.load(svc, "heap", T0 + hour * HOUR + 5 * 60_000, &[], &[f]);
-        let p = pprof::decode(std::fs::read(fixtures_dir().join(f)).unwrap(), &Default::default()).unwrap();
+        let p = pprof::decode(std::fs::read(fixtures().join(f)).unwrap(), &Default::default()).unwrap();
         let ex = explode(&p, ExplodeOptions::default());
         let t = ex.facts.sample_types.iter().position(|t| t.to_string() == "alloc_space/bytes").unwrap();
         *expected_totals.entry(hour).or_default() += ex.facts.totals[t];
@@ -163,9 +169,13 @@ fn time_series_sums_equal_per_profile_totals() {
     }
     let window = Window { from_ms: T0, to_ms: T0 + 4 * HOUR };
     for source in [Source::Raw, Source::Hourly] {
-        let series = rt.block_on(query::function_timeseries(&client, func, "heap", "alloc_space/bytes", window, 3600, None, source)).unwrap();
-        let got: HashMap<(i64, String), (i64, i64)> =
-            series.iter().map(|p| (((p.t as i64 * 1000) - T0) / HOUR, p.service.clone())).zip(series.iter().map(|p| (p.flat, p.cum))).collect();
+        let series =
+            rt.block_on(query::function_timeseries(&client, func, "heap", "alloc_space/bytes", window, 3600, None, source)).unwrap();
+        let got: HashMap<(i64, String), (i64, i64)> = series
+            .iter()
+            .map(|p| (((p.t as i64 * 1000) - T0) / HOUR, p.service.clone()))
+            .zip(series.iter().map(|p| (p.flat, p.cum)))
+            .collect();
         assert_eq!(got, expected_fn, "{source:?}");
     }
 }
@@ -181,7 +191,8 @@ fn loading_twice_changes_nothing_including_rollups() {
     let rt = rt();
     let client = s.client();
     let snapshot = || {
-        let tables = ["profiles FINAL", "function_values", "function_values_hourly", "function_values_daily", "stack_values", "stacks FINAL"];
+        let tables =
+            ["profiles FINAL", "function_values", "function_values_hourly", "function_values_daily", "stack_values", "stacks FINAL"];
         let counts: Vec<u64> = tables.iter().map(|t| s.count(&rt, t)).collect();
         let mut answers = Vec::new();
         for source in [Source::Raw, Source::Hourly, Source::Daily] {
@@ -198,7 +209,9 @@ fn loading_twice_changes_nothing_including_rollups() {
             answers.push(format!("{:?}", rt.block_on(query::top_functions(&client, &q)).unwrap()));
             answers.push(format!("{:?}", rt.block_on(query::total(&client, &q)).unwrap()));
         }
-        let fg = rt.block_on(query::flamegraph(&client, "cpu", "cpu/nanoseconds", Window { from_ms: T0, to_ms: T0 + 2 * DAY }, None, &[])).unwrap();
+        let fg = rt
+            .block_on(query::flamegraph(&client, "cpu", "cpu/nanoseconds", Window { from_ms: T0, to_ms: T0 + 2 * DAY }, None, &[]))
+            .unwrap();
         answers.push(format!("{fg:?}"));
         (counts, answers)
     };
@@ -210,10 +223,16 @@ fn loading_twice_changes_nothing_including_rollups() {
         assert!(out.contains("loaded 0 profiles") && out.contains("1 already stored"), "{out}");
     }
     // And through the sink, the same profile pushed twice into one batch and once more later.
-    let data = std::fs::read(fixtures_dir().join("go-workload-cpu.pb.gz")).unwrap();
+    let data = std::fs::read(fixtures().join("go-workload-cpu.pb.gz")).unwrap();
     let ex = explode(&pprof::decode(data.clone(), &Default::default()).unwrap(), ExplodeOptions { stacks: true, inline_marks: false });
-    let meta = ProfileMeta { service: "api".into(), profile_type: "cpu".into(), labels: [("zone".to_string(), "eu".to_string())].into(), time_ms: Some(T0), ..Default::default() };
-    let rec = ProfileRecord::new(meta, &data, ex);
+    let meta = ProfileMeta {
+        service: "api".into(),
+        profile_type: "cpu".into(),
+        labels: [("zone".to_string(), "eu".to_string())].into(),
+        created_at: chrono::DateTime::from_timestamp_millis(T0).unwrap(),
+        layout: LayoutKind::Given,
+    };
+    let rec = ProfileRecord::new(meta, Origin::File { content: &data, time_given: true }, ex);
     let mut sink = Sink::new(client.clone(), SinkConfig::default());
     sink.push(rec.clone());
     sink.push(rec.clone());
@@ -261,8 +280,10 @@ fn rollup_answers_equal_raw_answers() {
         }
     }
     let w = Window { from_ms: T0, to_ms: T0 + 3 * DAY };
-    let raw = rt.block_on(query::function_timeseries(&client, "main.work", "cpu", "cpu/nanoseconds", w, 6 * 3600, None, Source::Raw)).unwrap();
-    let hourly = rt.block_on(query::function_timeseries(&client, "main.work", "cpu", "cpu/nanoseconds", w, 6 * 3600, None, Source::Hourly)).unwrap();
+    let raw =
+        rt.block_on(query::function_timeseries(&client, "main.work", "cpu", "cpu/nanoseconds", w, 6 * 3600, None, Source::Raw)).unwrap();
+    let hourly =
+        rt.block_on(query::function_timeseries(&client, "main.work", "cpu", "cpu/nanoseconds", w, 6 * 3600, None, Source::Hourly)).unwrap();
     assert!(!raw.is_empty());
     assert_eq!(raw, hourly);
 }
@@ -294,7 +315,14 @@ fn values_are_bound_never_spliced() {
     }
     let rt = rt();
     let stored: Vec<String> = rt.block_on(s.client().query("SELECT DISTINCT service FROM profiles ORDER BY service").fetch_all()).unwrap();
-    assert_eq!(stored, vec![weird_service.to_string(), "plain".to_string()].into_iter().collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>());
+    assert_eq!(
+        stored,
+        vec![weird_service.to_string(), "plain".to_string()]
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -308,7 +336,7 @@ fn flamegraph_diff_and_services_queries() {
     let client = s.client();
     let w = Window { from_ms: T0, to_ms: T0 + DAY };
     let total_of = |f: &str| {
-        let p = pprof::decode(std::fs::read(fixtures_dir().join(f)).unwrap(), &Default::default()).unwrap();
+        let p = pprof::decode(std::fs::read(fixtures().join(f)).unwrap(), &Default::default()).unwrap();
         let ex = explode(&p, ExplodeOptions::default());
         let t = ex.facts.sample_types.iter().position(|t| t.to_string() == "cpu/nanoseconds").unwrap();
         (ex.facts.totals[t], ex)
@@ -335,7 +363,9 @@ fn flamegraph_diff_and_services_queries() {
     // Diff between label values over the same window, for api.
     let side = |v: &str| DiffSide { window: w, labels: vec![("version".into(), v.into())] };
     let d = rt.block_on(query::diff(&client, "cpu", "cpu/nanoseconds", Some("api"), &side("1.2"), &side("1.3"), false, 1000)).unwrap();
-    let flats = |ex: &pprofhouse_transform::Exploded| -> HashMap<Vec<u8>, i64> { ex.rows(t).iter().map(|r| (r.function.to_vec(), r.flat)).collect() };
+    let flats = |ex: &pprofhouse_transform::Exploded| -> HashMap<Vec<u8>, i64> {
+        ex.rows(t).iter().map(|r| (r.function.to_vec(), r.flat)).collect()
+    };
     let (fa, fb) = (flats(&ex_cpu), flats(&ex_labels));
     let names: std::collections::HashSet<&Vec<u8>> = fa.iter().chain(fb.iter()).filter(|(_, v)| **v != 0).map(|(k, _)| k).collect();
     assert_eq!(d.len(), names.len());
@@ -355,7 +385,9 @@ fn flamegraph_diff_and_services_queries() {
     assert!(d.windows(2).all(|p| p[0].delta.abs() >= p[1].delta.abs()));
 
     // Services spending most in a function both files have: api (two profiles) and web (one).
-    let cums = |ex: &pprofhouse_transform::Exploded| -> HashMap<Vec<u8>, i64> { ex.rows(t).iter().map(|r| (r.function.to_vec(), r.cum)).collect() };
+    let cums = |ex: &pprofhouse_transform::Exploded| -> HashMap<Vec<u8>, i64> {
+        ex.rows(t).iter().map(|r| (r.function.to_vec(), r.cum)).collect()
+    };
     let (ca, cb) = (cums(&ex_cpu), cums(&ex_labels));
     let (func, _) = ca.iter().filter(|(k, _)| cb.contains_key(*k)).max_by_key(|(k, v)| (**v, (*k).clone())).unwrap();
     let func = String::from_utf8(func.clone()).unwrap();
@@ -376,6 +408,7 @@ fn migrate_is_idempotent() {
     let out = s.run(&["migrate"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "schema up to date");
     let rt = rt();
-    let versions: Vec<u32> = rt.block_on(s.client().query("SELECT version FROM schema_migrations FINAL ORDER BY version").fetch_all()).unwrap();
+    let versions: Vec<u32> =
+        rt.block_on(s.client().query("SELECT version FROM schema_migrations FINAL ORDER BY version").fetch_all()).unwrap();
     assert_eq!(versions, pprofhouse_sql::MIGRATIONS.iter().map(|m| m.version).collect::<Vec<_>>());
 }

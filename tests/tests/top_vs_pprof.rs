@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use pprofhouse_tests::paths::{fixtures_dir, pprofhouse_bin};
+use pprofhouse_tests::paths::{fixtures, pprofhouse_bin};
 use pprofhouse_tests::pprof::{go_pprof_top, pprofhouse_top};
 
 fn check(names: &[&str], sample_type: &str) {
-    let files: Vec<PathBuf> = names.iter().map(|n| fixtures_dir().join(n)).collect();
+    let files: Vec<PathBuf> = names.iter().map(|n| fixtures().join(n)).collect();
     let want = go_pprof_top(&files, sample_type);
     let mut args = vec!["--sample-type", sample_type];
     let paths: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
@@ -45,7 +45,7 @@ fn single_profiles_match_pprof() {
 
 #[test]
 fn default_sample_type_is_the_one_pprof_picks() {
-    let out = Command::new(pprofhouse_bin()).args(["top", "-n", "3"]).arg(fixtures_dir().join("go-workload-heap.pb.gz")).output().unwrap();
+    let out = Command::new(pprofhouse_bin()).args(["top", "-n", "3"]).arg(fixtures().join("go-workload-heap.pb.gz")).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("Type: inuse_space/bytes\n"), "{text}");

@@ -57,7 +57,9 @@ fn fleet(c: &mut Criterion) {
         b.iter(|| all.iter().map(|(_, d)| decode(d.clone(), &limits).unwrap().sample_count()).sum::<usize>())
     });
     g.bench_function("inflate+decode+explode", |b| {
-        b.iter(|| all.iter().map(|(_, d)| explode(&decode(d.clone(), &limits).unwrap(), ExplodeOptions::default()).names.len()).sum::<usize>())
+        b.iter(|| {
+            all.iter().map(|(_, d)| explode(&decode(d.clone(), &limits).unwrap(), ExplodeOptions::default()).names.len()).sum::<usize>()
+        })
     });
     g.finish();
 }

@@ -33,17 +33,23 @@ pub struct ExplodeOptions {
 }
 
 /// Profile-level facts.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct ProfileFacts {
+    /// Profile time (`time_nanos`), ns since the epoch; 0 when absent.
     pub time_nanos: i64,
+    /// Profile duration in ns; 0 when absent.
     pub duration_nanos: i64,
+    /// What the period measures.
     pub period_type: Option<SampleType>,
+    /// Sampling period, in `period_type` units.
     pub period: i64,
+    /// Sample types, in profile order.
     pub sample_types: Vec<SampleType>,
     /// Index into `sample_types` of the type `go tool pprof` shows by default.
     pub default_sample_type: usize,
     /// Sum of all sample values, per sample type.
     pub totals: Vec<i64>,
+    /// Number of samples.
     pub sample_count: u64,
     /// Distinct sample label keys, sorted.
     pub label_keys: Vec<String>,
@@ -59,12 +65,14 @@ pub struct Stack {
     pub hash: u64,
     /// Node ids (indexes into [`Exploded::names`]), leaf first.
     pub frames: Vec<u32>,
+    /// Values per sample type.
     pub values: Vec<i64>,
 }
 
 /// The exploded profile.
 #[derive(Debug, Clone)]
 pub struct Exploded {
+    /// Profile-level facts.
     pub facts: ProfileFacts,
     /// Function (node) names; a node id indexes this.
     pub names: Vec<Bytes>,
@@ -119,7 +127,16 @@ impl InlineMarks {
                 }
             }
         }
-        InlineMarks { enabled, k, inlinable, edges: HashMap::new(), edge_child: Vec::new(), edge_stamp: Vec::new(), edge_state: Vec::new(), n_nodes }
+        InlineMarks {
+            enabled,
+            k,
+            inlinable,
+            edges: HashMap::new(),
+            edge_child: Vec::new(),
+            edge_stamp: Vec::new(),
+            edge_state: Vec::new(),
+            n_nodes,
+        }
     }
 
     #[inline]
@@ -143,7 +160,13 @@ impl InlineMarks {
                 continue;
             }
             let st = &mut self.edge_state[e * self.k + t];
-            *st = if !inline { 2 } else if *st == 0 { 1 } else { *st };
+            *st = if !inline {
+                2
+            } else if *st == 0 {
+                1
+            } else {
+                *st
+            };
         }
     }
 
@@ -176,9 +199,13 @@ impl InlineMarks {
 /// One output row: a function's flat and cum for one sample type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FunctionRow<'a> {
+    /// Index into the profile's sample types.
     pub sample_type: usize,
+    /// Function (node) name.
     pub function: &'a [u8],
+    /// Flat value: samples whose leaf is this function.
     pub flat: i64,
+    /// Cum value: samples with this function anywhere on the stack (once per sample).
     pub cum: i64,
     /// pprof's inline label (always `None` unless explode computed the marks).
     pub mark: InlineMark,
@@ -224,11 +251,7 @@ pub fn sort_rows(rows: &mut [FunctionRow<'_>], cum: bool) {
 
 /// The name pprof gives a node without a function name: `[base(mapping file)]` or `<unknown>`.
 fn unnamed_node(profile: &Profile, mapping_id: u64) -> Bytes {
-    let file = profile
-        .mappings
-        .get(mapping_id)
-        .map(|i| profile.str(profile.raw.mapping[i].filename).clone())
-        .unwrap_or_default();
+    let file = profile.mappings.get(mapping_id).map(|i| profile.str(profile.raw.mapping[i].filename).clone()).unwrap_or_default();
     if file.is_empty() {
         return Bytes::from_static(b"<unknown>");
     }
@@ -383,9 +406,8 @@ pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
                 stacks.push(Stack { hash, frames: frames.clone(), values: vec![0; k] });
                 (stacks.len() - 1) as u32
             });
-            let s = &mut stacks[ix as usize];
-            for t in 0..k {
-                s.values[t] = s.values[t].wrapping_add(v[t]);
+            for (sv, &x) in stacks[ix as usize].values.iter_mut().zip(v) {
+                *sv = sv.wrapping_add(x);
             }
         }
     }

@@ -18,13 +18,14 @@
 //!    64-bit hashes for flame graphs.
 //! 3. **Output** — [`report`]: TSV with ClickHouse escaping and a pprof-like `-top` table.
 //!
-//! The `pprofhouse` binary (`src/main.rs`) wires these into commands; the ClickHouse sink and
-//! the Kafka worker build on the same three steps.
+//! The crate is pure: bytes in, numbers out, no I/O and no async. The `pprofhouse` binary, the
+//! ClickHouse sink (`pprofhouse-sql`) and the worker build on it; the fuzz target
+//! (`transform/fuzz`) and the explode benchmark (`transform/benches`) build only this crate.
+
+#![deny(missing_docs)]
 
 pub mod explode;
 pub mod pprof;
 pub mod report;
-pub mod store;
-pub mod worker;
 
 pub use explode::{explode, ExplodeOptions, Exploded, FunctionRow, InlineMark, ProfileFacts, Stack};

@@ -43,8 +43,11 @@ pub fn pprof_top_name(name: &[u8], mark: crate::InlineMark) -> std::borrow::Cow<
 /// One line of a top table: a function with flat and cum in the sample type's unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopEntry {
+    /// Function name.
     pub function: Vec<u8>,
+    /// Flat value: samples whose leaf is this function.
     pub flat: i64,
+    /// Cum value: samples with this function anywhere on the stack (once per sample).
     pub cum: i64,
 }
 
@@ -60,7 +63,14 @@ pub fn write_top_tsv(out: &mut impl Write, entries: &[TopEntry]) -> io::Result<(
 /// Writes a table like `go tool pprof -top`: a header naming the sample type and the share of
 /// the total shown, then `flat flat% sum% cum cum% name` lines. `entries` are already sorted and
 /// cut to the wanted count; `total` is the sample type's total, `all` how many functions exist.
-pub fn write_top_table(out: &mut impl Write, sample_type: &str, unit: &str, entries: &[TopEntry], total: i64, all: usize) -> io::Result<()> {
+pub fn write_top_table(
+    out: &mut impl Write,
+    sample_type: &str,
+    unit: &str,
+    entries: &[TopEntry],
+    total: i64,
+    all: usize,
+) -> io::Result<()> {
     let shown: i64 = entries.iter().map(|e| e.flat).sum();
     writeln!(out, "Type: {sample_type}")?;
     writeln!(
@@ -116,7 +126,8 @@ pub fn scaled_label(value: i64, unit: &str) -> String {
 
 fn scale(value: i64, unit: &str) -> (f64, &'static str) {
     const TIME: &[(&str, f64)] = &[("ns", 1.0), ("us", 1e3), ("ms", 1e6), ("s", 1e9), ("mins", 60e9), ("hrs", 3600e9)];
-    const BYTES: &[(&str, f64)] = &[("B", 1.0), ("kB", 1024.0), ("MB", 1048576.0), ("GB", 1073741824.0), ("TB", 1099511627776.0), ("PB", 1125899906842624.0)];
+    const BYTES: &[(&str, f64)] =
+        &[("B", 1.0), ("kB", 1024.0), ("MB", 1048576.0), ("GB", 1073741824.0), ("TB", 1099511627776.0), ("PB", 1125899906842624.0)];
     let (table, base): (&[(&str, f64)], f64) = match unit {
         "nanoseconds" | "nanosecond" | "ns" => (TIME, 1.0),
         "microseconds" | "microsecond" | "us" => (TIME, 1e3),

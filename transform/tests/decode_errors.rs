@@ -40,7 +40,10 @@ fn typed_errors() {
     let raw = minimal().encode_to_vec();
     let g = gz(&raw);
     assert!(matches!(decode(g[..g.len() - 6].to_vec(), &Limits::default()), Err(DecodeError::Truncated(_))));
-    assert!(matches!(decode(raw[..raw.len() - 3].to_vec(), &Limits::default()), Err(DecodeError::Truncated(_) | DecodeError::NotProfile(_))));
+    assert!(matches!(
+        decode(raw[..raw.len() - 3].to_vec(), &Limits::default()),
+        Err(DecodeError::Truncated(_) | DecodeError::NotProfile(_))
+    ));
     let mut bad_gz = g.clone();
     bad_gz[12] ^= 0xff;
     bad_gz[13] ^= 0xff;

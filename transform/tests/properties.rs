@@ -41,7 +41,8 @@ fn encode(g: &Gen) -> Bytes {
         strings.push(s.to_string());
         (strings.len() - 1) as i64
     };
-    let function = g.funcs.iter().enumerate().map(|(i, &p)| proto::Function { id: i as u64 + 1, name: sid(POOL[p]), ..Default::default() }).collect();
+    let function =
+        g.funcs.iter().enumerate().map(|(i, &p)| proto::Function { id: i as u64 + 1, name: sid(POOL[p]), ..Default::default() }).collect();
     let location = g
         .locs
         .iter()
@@ -57,7 +58,11 @@ fn encode(g: &Gen) -> Bytes {
     let sample = g
         .samples
         .iter()
-        .map(|(stack, v1, v2)| proto::Sample { location_id: stack.iter().map(|&l| l as u64 + 1).collect(), value: vec![*v1, *v2], label: vec![] })
+        .map(|(stack, v1, v2)| proto::Sample {
+            location_id: stack.iter().map(|&l| l as u64 + 1).collect(),
+            value: vec![*v1, *v2],
+            label: vec![],
+        })
         .collect();
     let p = proto::Profile {
         sample_type: vec![proto::ValueType { r#type: 1, unit: 2 }, proto::ValueType { r#type: 3, unit: 4 }],
@@ -75,7 +80,11 @@ fn encode(g: &Gen) -> Bytes {
 fn reference(g: &Gen, t: usize) -> HashMap<Vec<u8>, (i64, i64)> {
     let name = |f: usize| -> Vec<u8> {
         let n = POOL[g.funcs[f]];
-        if n.is_empty() { b"[app]".to_vec() } else { n.as_bytes().to_vec() }
+        if n.is_empty() {
+            b"[app]".to_vec()
+        } else {
+            n.as_bytes().to_vec()
+        }
     };
     let mut out: HashMap<Vec<u8>, (i64, i64)> = HashMap::new();
     for (stack, v1, v2) in &g.samples {

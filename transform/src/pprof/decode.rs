@@ -15,7 +15,8 @@ use prost::Message;
 use super::proto;
 
 /// Decoding limits. Untrusted input must not be able to make a worker allocate without bound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest decompressed protobuf accepted, in bytes (default 256 MiB). A gzip bomb stops
     /// here, after reading at most this many bytes.
@@ -32,28 +33,68 @@ impl Default for Limits {
 /// metrics and dead-letter records.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
+    /// Zero bytes.
     #[error("empty input")]
     Empty,
+    /// Neither gzip nor protobuf.
     #[error("not a pprof profile (neither gzip nor protobuf): {0}")]
     NotProfile(String),
+    /// A broken gzip stream.
     #[error("invalid gzip stream: {0}")]
     Gzip(String),
+    /// The protobuf or gzip stream ends early.
     #[error("truncated input: {0}")]
     Truncated(String),
+    /// Inflates past `max_decompressed_bytes`.
     #[error("decompressed profile exceeds the limit of {limit} bytes")]
-    TooLarge { limit: usize },
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// An ID of 0, which pprof reserves.
     #[error("{what} with reserved ID 0")]
-    ReservedId { what: &'static str },
+    ReservedId {
+        /// Which table.
+        what: &'static str,
+    },
+    /// Two entries of one table share an ID.
     #[error("duplicate {what} ID {id}")]
-    DuplicateId { what: &'static str, id: u64 },
+    DuplicateId {
+        /// Which table.
+        what: &'static str,
+        /// The ID.
+        id: u64,
+    },
+    /// A reference to an ID that does not exist.
     #[error("{from} refers to missing {what} ID {id}")]
-    DanglingId { from: &'static str, what: &'static str, id: u64 },
+    DanglingId {
+        /// The referring table.
+        from: &'static str,
+        /// The referred table.
+        what: &'static str,
+        /// The missing ID.
+        id: u64,
+    },
+    /// A string index past the string table.
     #[error("string index {index} out of range (string table has {len} entries)")]
-    StringIndex { index: i64, len: usize },
+    StringIndex {
+        /// The index.
+        index: i64,
+        /// The string table's length.
+        len: usize,
+    },
+    /// The string table does not start with the empty string.
     #[error("malformed string table: entry 0 must be the empty string")]
     StringTable,
+    /// A sample with another number of values than sample types.
     #[error("sample has {got} values but the profile declares {want} sample types")]
-    ValueCount { got: usize, want: usize },
+    ValueCount {
+        /// Values in the sample.
+        got: usize,
+        /// Sample types declared.
+        want: usize,
+    },
+    /// No sample at all.
     #[error("profile has no samples")]
     NoSamples,
 }
@@ -134,9 +175,11 @@ pub struct Profile {
 }
 
 /// One sample type, e.g. `cpu/nanoseconds`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SampleType {
+    /// Type, e.g. `cpu`, `alloc_space`.
     pub r#type: String,
+    /// Unit, e.g. `nanoseconds`, `bytes`, `count`.
     pub unit: String,
 }
 
@@ -167,7 +210,9 @@ pub fn inflate(data: Bytes, limits: &Limits) -> Result<Bytes, DecodeError> {
     let mut reader = flate2::read::MultiGzDecoder::new(&data[..]).take(limits.max_decompressed_bytes as u64 + 1);
     match reader.read_to_end(&mut out) {
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(DecodeError::Truncated(format!("gzip stream ends early: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(DecodeError::Truncated(format!("gzip stream ends early: {e}")))
+        }
         Err(e) => return Err(DecodeError::Gzip(e.to_string())),
     }
     if out.len() > limits.max_decompressed_bytes {
@@ -310,23 +355,27 @@ impl Profile {
             .or_else(|| wanted.parse::<usize>().ok().filter(|&i| i < types.len()))
     }
 
+    /// Profile time (`time_nanos`), ns since the epoch; 0 when absent.
     pub fn time_nanos(&self) -> i64 {
         self.raw.time_nanos
     }
+    /// Profile duration in ns; 0 when absent.
     pub fn duration_nanos(&self) -> i64 {
         self.raw.duration_nanos
     }
+    /// Sampling period, in `period_type` units.
     pub fn period(&self) -> i64 {
         self.raw.period
     }
+    /// What the period measures.
     pub fn period_type(&self) -> Option<SampleType> {
-        self.raw
-            .period_type
-            .map(|vt| SampleType { r#type: self.string_lossy(vt.r#type), unit: self.string_lossy(vt.unit) })
+        self.raw.period_type.map(|vt| SampleType { r#type: self.string_lossy(vt.r#type), unit: self.string_lossy(vt.unit) })
     }
+    /// Number of samples.
     pub fn sample_count(&self) -> usize {
         self.raw.sample.len()
     }
+    /// The profile's comments.
     pub fn comments(&self) -> Vec<String> {
         self.raw.comment.iter().map(|&c| self.string_lossy(c)).collect()
     }

@@ -2,6 +2,8 @@
 //! cross-referenced form ([`Profile`], via [`decode`]). No semantics here.
 
 pub mod decode;
+// The wire schema mirrors `profile.proto` field for field; its comments are the documentation.
+#[allow(missing_docs)]
 pub mod proto;
 
 pub use decode::{decode, decode_protobuf, inflate, is_gzip, DecodeError, Limits, Profile, SampleType};

@@ -5,16 +5,21 @@
 //! hourly one on whole hours, the raw rows otherwise or when labels filter (rollups keep no
 //! labels). All three give the same numbers over the same window.
 
+pub mod sql;
+
 use clickhouse::Row;
-use pprofhouse_sql::queries::{self, Source};
 use serde::Deserialize;
 
-use super::StoreError;
+pub use self::sql::Source;
+
+use crate::Error;
 
 /// A time window `[from, to)` in ms since the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
+    /// Start, ms since the epoch (inclusive).
     pub from_ms: i64,
+    /// End, ms since the epoch (exclusive).
     pub to_ms: i64,
 }
 
@@ -56,28 +61,42 @@ pub fn datetime64(ms: i64) -> String {
 /// A fleet top-N request.
 #[derive(Debug, Clone)]
 pub struct TopQuery {
+    /// Profile type (cpu, heap, …).
     pub profile_type: String,
+    /// Sample type `type/unit`.
     pub sample_type: String,
+    /// Time window.
     pub window: Window,
+    /// Service.
     pub service: Option<String>,
+    /// Label filters `k=v`; all must match.
     pub labels: Vec<(String, String)>,
+    /// Order by cum instead of flat.
     pub by_cum: bool,
+    /// How many functions.
     pub limit: u32,
     /// Force a source (tests compare them); `None`: [`Window::source`].
     pub source: Option<Source>,
 }
 
+/// A function's totals over a window.
 #[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
 pub struct FunctionTotals {
+    /// Function name.
     #[serde(with = "serde_bytes")]
     pub function: Vec<u8>,
+    /// Flat total.
     pub flat: i64,
+    /// Cum total.
     pub cum: i64,
 }
 
+/// A sample type's total over a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Row, Deserialize)]
 pub struct Total {
+    /// Sum of the sample type's values.
     pub total: i64,
+    /// Profiles counted.
     pub profiles: u64,
 }
 
@@ -92,14 +111,14 @@ fn window_params(q: clickhouse::query::Query, prefix: &str, w: Window) -> clickh
 }
 
 /// The fleet top-N functions.
-pub async fn top_functions(client: &clickhouse::Client, q: &TopQuery) -> Result<Vec<FunctionTotals>, StoreError> {
+pub async fn top_functions(client: &clickhouse::Client, q: &TopQuery) -> Result<Vec<FunctionTotals>, Error> {
     let source = q.source.unwrap_or_else(|| q.window.source(!q.labels.is_empty()));
     if source != Source::Raw && !q.labels.is_empty() {
-        return Err(StoreError::Invalid("rollups keep no labels: a label filter needs the raw source".into()));
+        return Err(Error::Invalid("rollups keep no labels: a label filter needs the raw source".into()));
     }
-    let sql = queries::top_functions_rollup(source);
+    let sql = sql::top_functions_rollup(source);
     let mut query = client
-        .query(queries::body(&sql))
+        .query(sql::body(&sql))
         .param("profile_type", &q.profile_type)
         .param("sample_type", &q.sample_type)
         .param("service", q.service.as_deref().unwrap_or(""))
@@ -113,9 +132,9 @@ pub async fn top_functions(client: &clickhouse::Client, q: &TopQuery) -> Result<
 }
 
 /// The sample type's total over the window's profiles (the 100% of a top table).
-pub async fn total(client: &clickhouse::Client, q: &TopQuery) -> Result<Total, StoreError> {
+pub async fn total(client: &clickhouse::Client, q: &TopQuery) -> Result<Total, Error> {
     let query = client
-        .query(queries::body(queries::TOTAL))
+        .query(sql::body(sql::TOTAL))
         .param("profile_type", &q.profile_type)
         .param("sample_type", &q.sample_type)
         .param("service", q.service.as_deref().unwrap_or(""));
@@ -125,7 +144,7 @@ pub async fn total(client: &clickhouse::Client, q: &TopQuery) -> Result<Total, S
 
 /// The sample type a profile type shows by default (the most common default among its stored
 /// profiles in the window), for `top` without `--sample-type`.
-pub async fn default_sample_type(client: &clickhouse::Client, profile_type: &str, w: Window) -> Result<Option<String>, StoreError> {
+pub async fn default_sample_type(client: &clickhouse::Client, profile_type: &str, w: Window) -> Result<Option<String>, Error> {
     let query = client
         .query("SELECT default_sample_type FROM profiles WHERE profile_type = {profile_type:String} AND ts >= {from:DateTime64(3)} AND ts < {to:DateTime64(3)} GROUP BY default_sample_type ORDER BY count() DESC LIMIT 1")
         .param("profile_type", profile_type);
@@ -138,12 +157,16 @@ pub async fn default_sample_type(client: &clickhouse::Client, profile_type: &str
 pub struct SeriesPoint {
     /// Bucket start, ms since the epoch (DateTime64(3) would be; we select DateTime → seconds).
     pub t: u32,
+    /// Service.
     pub service: String,
+    /// Flat total.
     pub flat: i64,
+    /// Cum total.
     pub cum: i64,
 }
 
 /// A function's time series per service, in buckets of `step_s` seconds.
+#[allow(clippy::too_many_arguments)]
 pub async fn function_timeseries(
     client: &clickhouse::Client,
     function: &str,
@@ -153,12 +176,12 @@ pub async fn function_timeseries(
     step_s: u32,
     service: Option<&str>,
     source: Source,
-) -> Result<Vec<SeriesPoint>, StoreError> {
+) -> Result<Vec<SeriesPoint>, Error> {
     let sql = match source {
-        Source::Raw => queries::FUNCTION_TIMESERIES,
-        _ => queries::FUNCTION_TIMESERIES_ROLLUP,
+        Source::Raw => sql::FUNCTION_TIMESERIES,
+        _ => sql::FUNCTION_TIMESERIES_ROLLUP,
     };
-    let sql = format!("SELECT toUInt32(toUnixTimestamp(t)) AS t, service, flat, cum FROM ({})", queries::body(sql));
+    let sql = format!("SELECT toUInt32(toUnixTimestamp(t)) AS t, service, flat, cum FROM ({})", sql::body(sql));
     let query = client
         .query(&sql)
         .param("function", function)
@@ -172,13 +195,19 @@ pub async fn function_timeseries(
 /// Services spending most in a function.
 #[derive(Debug, Clone, PartialEq, Row, Deserialize)]
 pub struct ServiceShare {
+    /// Service.
     pub service: String,
+    /// Flat total.
     pub flat: i64,
+    /// Cum total.
     pub cum: i64,
+    /// The service's total for the sample type.
     pub service_total: i64,
+    /// cum / service_total.
     pub cum_share: f64,
 }
 
+/// The services a function spends in, by cum, with its share of each service's total.
 pub async fn services_for_function(
     client: &clickhouse::Client,
     function: &str,
@@ -186,9 +215,9 @@ pub async fn services_for_function(
     sample_type: &str,
     w: Window,
     limit: u32,
-) -> Result<Vec<ServiceShare>, StoreError> {
+) -> Result<Vec<ServiceShare>, Error> {
     let query = client
-        .query(queries::body(queries::SERVICES_FOR_FUNCTION))
+        .query(sql::body(sql::SERVICES_FOR_FUNCTION))
         .param("function", function)
         .param("profile_type", profile_type)
         .param("sample_type", sample_type)
@@ -199,20 +228,29 @@ pub async fn services_for_function(
 /// One side of a diff: a window and a label selection.
 #[derive(Debug, Clone)]
 pub struct DiffSide {
+    /// Time window.
     pub window: Window,
+    /// Label filters `k=v`; all must match.
     pub labels: Vec<(String, String)>,
 }
 
+/// A function's values in two windows (or label selections) and the change.
 #[derive(Debug, Clone, PartialEq, Row, Deserialize)]
 pub struct DiffRow {
+    /// Function name.
     #[serde(with = "serde_bytes")]
     pub function: Vec<u8>,
+    /// Value on side A.
     pub a: i64,
+    /// Value on side B.
     pub b: i64,
+    /// b − a.
     pub delta: i64,
+    /// delta / a (None when a is 0).
     pub relative: Option<f64>,
 }
 
+/// Per-function flat of two sides (windows or label selections), by |delta|.
 #[allow(clippy::too_many_arguments)]
 pub async fn diff(
     client: &clickhouse::Client,
@@ -223,9 +261,9 @@ pub async fn diff(
     b: &DiffSide,
     by_cum: bool,
     limit: u32,
-) -> Result<Vec<DiffRow>, StoreError> {
+) -> Result<Vec<DiffRow>, Error> {
     let query = client
-        .query(queries::body(queries::DIFF))
+        .query(sql::body(sql::DIFF))
         .param("profile_type", profile_type)
         .param("sample_type", sample_type)
         .param("service", service.unwrap_or(""))
@@ -239,14 +277,19 @@ pub async fn diff(
 /// One node of a flame graph in Grafana's nested-set form.
 #[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
 pub struct FlameNode {
+    /// Depth (0: root).
     pub level: u32,
+    /// Total (cum) value.
     pub value: i64,
+    /// Self (flat) value.
     #[serde(rename = "self")]
     pub self_value: i64,
+    /// Frame name.
     #[serde(with = "serde_bytes")]
     pub label: Vec<u8>,
 }
 
+/// A flame graph (nested-set order) of one service's stacks in a window.
 pub async fn flamegraph(
     client: &clickhouse::Client,
     profile_type: &str,
@@ -254,9 +297,9 @@ pub async fn flamegraph(
     w: Window,
     service: Option<&str>,
     labels: &[(String, String)],
-) -> Result<Vec<FlameNode>, StoreError> {
+) -> Result<Vec<FlameNode>, Error> {
     let query = client
-        .query(queries::body(queries::FLAMEGRAPH))
+        .query(sql::body(sql::FLAMEGRAPH))
         .param("profile_type", profile_type)
         .param("sample_type", sample_type)
         .param("service", service.unwrap_or(""));

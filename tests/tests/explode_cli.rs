@@ -1,13 +1,11 @@
 //! `pprofhouse explode` reproduces every fixture oracle (`go tool pprof -top` output) exactly,
 //! and bad input gives one clear line on stderr and a non-zero exit.
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use pprofhouse_tests::oracle::*;
 
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_pprofhouse"))
+    Command::new(pprofhouse_tests::paths::pprofhouse_bin())
 }
 
 #[test]
@@ -71,7 +69,9 @@ fn unreadable_and_garbage_files_are_clear_errors() {
     let truncated = tmp.join("truncated.pb.gz");
     let full = std::fs::read(fixtures().join("go-workload-cpu.pb.gz")).unwrap();
     std::fs::write(&truncated, &full[..full.len() / 2]).unwrap();
-    for (path, needle) in [(&garbage, "not a pprof profile"), (&empty, "empty input"), (&truncated, "truncated"), (&tmp.join("missing.pb"), "cannot read")] {
+    for (path, needle) in
+        [(&garbage, "not a pprof profile"), (&empty, "empty input"), (&truncated, "truncated"), (&tmp.join("missing.pb"), "cannot read")]
+    {
         let out = bin().arg("explode").arg(path).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", path.display());
         let stderr = String::from_utf8_lossy(&out.stderr);

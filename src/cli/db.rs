@@ -1,52 +1,35 @@
 //! Commands that talk to ClickHouse: `migrate`, `load`, and `top` without files.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use pprofhouse_sql::{RenderOptions, Retention};
+use pprofhouse_message::{LayoutKind, ProfileMeta};
+use pprofhouse_sql::query::{self, TopQuery, Window};
+use pprofhouse_sql::sink::{Origin, ProfileRecord, Sink};
+use pprofhouse_sql::RenderOptions;
 use pprofhouse_transform::explode::sort_rows;
 use pprofhouse_transform::report::{write_top_table, write_top_tsv, TopEntry};
-use pprofhouse_transform::store::query::{self, TopQuery, Window};
-use pprofhouse_transform::store::sink::{ProfileMeta, ProfileRecord, Sink, SinkConfig};
-use pprofhouse_transform::store::{migrate as run_migrate, ClickHouseConfig};
 use pprofhouse_transform::{explode, pprof, ExplodeOptions, FunctionRow};
+use serde::Serialize;
 
 use super::files::{TopArgs, TopFormat};
-use super::LimitArgs;
+use super::flags::{ClickHouseFlags, LimitFlags, RetentionFlags, SinkFlags};
+use super::settings::Settings;
+use super::{parse_label, parse_time, runtime};
 
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
-}
-
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Serialize)]
 pub struct MigrateArgs {
     #[command(flatten)]
-    pub clickhouse: ClickHouseConfig,
-    /// Render `ON CLUSTER NAME`, Replicated* engines, `_local` tables and Distributed tables.
-    #[arg(long, env = "PPROFHOUSE_CLICKHOUSE_CLUSTER")]
-    pub cluster: Option<String>,
-    /// Retention of `profiles`, in days.
-    #[arg(long, env = "PPROFHOUSE_TTL_PROFILES_DAYS", default_value_t = Retention::default().profiles_days)]
-    pub ttl_profiles_days: u32,
-    /// Retention of the raw tables (`function_values`, `stacks`, `stack_values`), in days.
-    #[arg(long, env = "PPROFHOUSE_TTL_RAW_DAYS", default_value_t = Retention::default().raw_days)]
-    pub ttl_raw_days: u32,
-    /// Retention of the hourly rollup, in days.
-    #[arg(long, env = "PPROFHOUSE_TTL_HOURLY_DAYS", default_value_t = Retention::default().hourly_days)]
-    pub ttl_hourly_days: u32,
-    /// Retention of the daily rollup, in days.
-    #[arg(long, env = "PPROFHOUSE_TTL_DAILY_DAYS", default_value_t = Retention::default().daily_days)]
-    pub ttl_daily_days: u32,
+    pub clickhouse: ClickHouseFlags,
+    #[command(flatten)]
+    pub retention: RetentionFlags,
 }
 
-pub fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
-    let opts = RenderOptions {
-        database: a.clickhouse.database.clone(),
-        cluster: a.cluster.clone(),
-        retention: Retention { profiles_days: a.ttl_profiles_days, raw_days: a.ttl_raw_days, hourly_days: a.ttl_hourly_days, daily_days: a.ttl_daily_days },
-    };
-    let applied = runtime()?.block_on(run_migrate::migrate(&a.clickhouse, &opts))?;
+pub fn migrate(a: MigrateArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let s = Settings::load(config, &a)?;
+    let opts = RenderOptions { database: s.clickhouse.database.clone(), cluster: s.clickhouse.cluster.clone(), retention: s.retention };
+    let applied = runtime()?.block_on(pprofhouse_sql::migrate(&s.clickhouse, &opts))?;
     if applied.is_empty() {
         println!("schema up to date");
     }
@@ -56,15 +39,15 @@ pub fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `k=v`.
-pub fn parse_label(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).filter(|(k, _)| !k.is_empty()).ok_or_else(|| format!("expected k=v, got {s:?}"))
-}
-
-/// RFC 3339 → ms since the epoch.
-pub fn parse_time(s: &str) -> Result<i64, String> {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|e| format!("{s:?}: {e} (want RFC 3339, e.g. 2026-11-22T10:00:00Z)"))?;
-    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
+/// The settings sections `load` reads.
+#[derive(Debug, Args, Serialize)]
+pub struct LoadFlags {
+    #[command(flatten)]
+    pub clickhouse: ClickHouseFlags,
+    #[command(flatten)]
+    pub sink: SinkFlags,
+    #[command(flatten)]
+    pub limits: LimitFlags,
 }
 
 #[derive(Debug, Args)]
@@ -82,33 +65,36 @@ pub struct LoadArgs {
     #[arg(long, value_parser = parse_time)]
     pub time: Option<i64>,
     #[command(flatten)]
-    pub clickhouse: ClickHouseConfig,
-    #[command(flatten)]
-    pub sink: SinkConfig,
-    #[command(flatten)]
-    pub limits: LimitArgs,
+    pub settings: LoadFlags,
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
 
-pub fn load(a: LoadArgs) -> anyhow::Result<ExitCode> {
-    let limits = a.limits.limits();
+pub fn load(a: LoadArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let s = Settings::load(config, &a.settings)?;
+    let limits = s.limits;
     let rt = runtime()?;
-    let mut sink = Sink::new(a.clickhouse.client(), a.sink.clone());
+    let mut sink = Sink::new(s.clickhouse.client(), s.sink.clone());
     let mut failed = false;
     let (mut inserted, mut duplicates, mut rows) = (0, 0, 0);
     for path in &a.files {
         let rec = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display())).and_then(|data| {
             let profile = pprof::decode(data.clone(), &limits).with_context(|| path.display().to_string())?;
-            let ex = explode(&profile, ExplodeOptions { stacks: a.sink.stacks, inline_marks: false });
+            let ex = explode(&profile, ExplodeOptions { stacks: s.sink.stacks, inline_marks: false });
+            // The time: --time, else the profile's own, else now (a fallback value: never
+            // part of the profile's id, so loading the file again changes nothing).
+            let ms = a
+                .time
+                .or((ex.facts.time_nanos > 0).then_some(ex.facts.time_nanos / 1_000_000))
+                .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
             let meta = ProfileMeta {
                 service: a.service.clone(),
                 profile_type: a.profile_type.clone(),
                 labels: a.labels.iter().cloned().collect(),
-                time_ms: a.time,
-                source: Default::default(),
+                created_at: chrono::DateTime::from_timestamp_millis(ms).context("profile time out of range")?,
+                layout: LayoutKind::Given,
             };
-            Ok(ProfileRecord::new(meta, &data, ex))
+            Ok(ProfileRecord::new(meta, Origin::File { content: &data, time_given: a.time.is_some() }, ex))
         });
         match rec {
             Ok(rec) => sink.push(rec),
@@ -150,11 +136,18 @@ pub struct TopDbArgs {
     #[arg(long = "label", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
     #[command(flatten)]
-    pub clickhouse: ClickHouseConfig,
+    pub clickhouse: ClickHouseFlags,
 }
 
-pub fn top(args: TopArgs) -> anyhow::Result<ExitCode> {
+/// The settings sections `top` reads from ClickHouse.
+#[derive(Serialize)]
+struct TopSettings<'a> {
+    clickhouse: &'a ClickHouseFlags,
+}
+
+pub fn top(args: TopArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let db = &args.db;
+    let s = Settings::load(config, &TopSettings { clickhouse: &db.clickhouse })?;
     let Some(profile_type) = db.profile_type.clone() else {
         bail!("give FILEs, or --type T with --since D or --from/--to to query ClickHouse");
     };
@@ -168,7 +161,7 @@ pub fn top(args: TopArgs) -> anyhow::Result<ExitCode> {
         _ => bail!("--type needs a window: --since D or --from T --to T"),
     };
     let rt = runtime()?;
-    let client = db.clickhouse.client();
+    let client = s.clickhouse.client();
     let sample_type = match &args.sample_type {
         Some(s) => s.clone(),
         None => rt
@@ -186,8 +179,10 @@ pub fn top(args: TopArgs) -> anyhow::Result<ExitCode> {
         source: None,
     };
     let (rows, total) = rt.block_on(async { tokio::try_join!(query::top_functions(&client, &q), query::total(&client, &q)) })?;
-    let mut fr: Vec<FunctionRow<'_>> =
-        rows.iter().map(|r| FunctionRow { sample_type: 0, function: &r.function, flat: r.flat, cum: r.cum, mark: Default::default() }).collect();
+    let mut fr: Vec<FunctionRow<'_>> = rows
+        .iter()
+        .map(|r| FunctionRow { sample_type: 0, function: &r.function, flat: r.flat, cum: r.cum, mark: Default::default() })
+        .collect();
     sort_rows(&mut fr, args.cum);
     let entries: Vec<TopEntry> = fr.iter().map(|r| TopEntry { function: r.function.to_vec(), flat: r.flat, cum: r.cum }).collect();
     let unit = sample_type.split_once('/').map(|(_, u)| u).unwrap_or("");

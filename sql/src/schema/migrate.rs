@@ -4,10 +4,10 @@
 //! failed half-way can simply be run again.
 
 use clickhouse::Row;
-use pprofhouse_sql::{quote_ident, render, RenderOptions, MIGRATIONS};
 use serde::{Deserialize, Serialize};
 
-use super::{ClickHouseConfig, StoreError};
+use super::{quote_ident, render, RenderOptions, MIGRATIONS};
+use crate::{ClickHouseConfig, Error};
 
 #[derive(Debug, Row, Serialize, Deserialize)]
 struct Applied {
@@ -16,7 +16,7 @@ struct Applied {
 }
 
 /// Applies pending migrations; returns the (version, name) of those applied now.
-pub async fn migrate(cfg: &ClickHouseConfig, opts: &RenderOptions) -> Result<Vec<(u32, String)>, StoreError> {
+pub async fn migrate(cfg: &ClickHouseConfig, opts: &RenderOptions) -> Result<Vec<(u32, String)>, Error> {
     let root = cfg.client_for(None);
     let db = quote_ident(&opts.database);
     let on_cluster = opts.cluster.as_deref().map(|c| format!(" ON CLUSTER {}", quote_ident(c))).unwrap_or_default();
@@ -29,14 +29,15 @@ pub async fn migrate(cfg: &ClickHouseConfig, opts: &RenderOptions) -> Result<Vec
     ))
     .execute()
     .await?;
-    let applied: Vec<Applied> = root.query(&format!("SELECT version, name FROM {db}.schema_migrations FINAL ORDER BY version")).fetch_all().await?;
+    let applied: Vec<Applied> =
+        root.query(&format!("SELECT version, name FROM {db}.schema_migrations FINAL ORDER BY version")).fetch_all().await?;
     let mut done = Vec::new();
     for m in MIGRATIONS {
         if applied.iter().any(|a| a.version == m.version) {
             continue;
         }
         for stmt in render(m.template, opts) {
-            root.query(&stmt).execute().await.map_err(|e| StoreError::Invalid(format!("migration {} failed: {e}\n{stmt}", m.name)))?;
+            root.query(&stmt).execute().await.map_err(|e| Error::Invalid(format!("migration {} failed: {e}\n{stmt}", m.name)))?;
         }
         root.query(&format!("INSERT INTO {db}.schema_migrations (version, name) VALUES (?, ?)"))
             .bind(m.version)

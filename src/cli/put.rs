@@ -2,15 +2,18 @@
 //! `ObjectCreated` event those uploads would trigger (for `pprofhouse ingest-event`) — the local
 //! stand-in for a bucket notification, used by `make demo`.
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use pprofhouse_ingest::layout::{profefe_key, query_escape};
-use pprofhouse_ingest::S3Config;
+use pprofhouse_ingest::layout::{profefe_key, profefe_type_number};
+use pprofhouse_message::{object_created_event, CreatedObject};
+use serde::Serialize;
 
-use super::db::{parse_label, parse_time};
+use super::flags::S3Flags;
+use super::settings::Settings;
+use super::{parse_label, parse_time, runtime};
 
 #[derive(Debug, Args)]
 pub struct PutArgs {
@@ -30,27 +33,21 @@ pub struct PutArgs {
     #[arg(long)]
     pub event_out: Option<PathBuf>,
     #[command(flatten)]
-    pub s3: S3Config,
+    pub s3: S3Flags,
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
 
-fn type_number(t: &str) -> u8 {
-    match t {
-        "cpu" => 1,
-        "heap" => 2,
-        "block" => 3,
-        "mutex" => 4,
-        "goroutine" => 5,
-        "threadcreate" => 6,
-        _ => 127,
-    }
+#[derive(Serialize)]
+struct PutSettings<'a> {
+    s3: &'a S3Flags,
 }
 
-pub fn put(a: PutArgs) -> anyhow::Result<ExitCode> {
-    let bucket = a.s3.bucket.clone().context("--s3-bucket / PPROFHOUSE_S3_BUCKET is required")?;
-    let rt = super::db::runtime()?;
-    let s3 = rt.block_on(a.s3.client());
+pub fn put(a: PutArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(config, &PutSettings { s3: &a.s3 })?;
+    let bucket = settings.s3.bucket.clone().context("--s3-bucket / PPROFHOUSE_S3_BUCKET is required")?;
+    let rt = runtime()?;
+    let s3 = rt.block_on(settings.s3.client());
     let labels: BTreeMap<String, String> = a.labels.iter().cloned().collect();
     let time_ms = a.time.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
     let created = chrono::DateTime::from_timestamp_millis(time_ms).context("time out of range")?;
@@ -61,38 +58,27 @@ pub fn put(a: PutArgs) -> anyhow::Result<ExitCode> {
         }
         _ => Vec::new(),
     };
+    let type_number = profefe_type_number(&a.profile_type).unwrap_or(127);
+    let mut created_objects = Vec::new();
     for (i, file) in a.files.iter().enumerate() {
         let data = std::fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?;
+        // The xid's random part keeps keys of the same second apart (a key, not an id: the
+        // profile's id comes from bucket, key and etag).
         let salt = fastrand::u64(..) ^ i as u64;
-        let key = profefe_key(&a.service, type_number(&a.profile_type), created, salt, &labels);
+        let key = profefe_key(&a.service, type_number, created, salt, &labels);
         let out = rt
             .block_on(s3.put_object().bucket(&bucket).key(&key).body(data.clone().into()).send())
             .map_err(|e| anyhow::anyhow!("uploading {}: {}", file.display(), aws_sdk_s3::error::DisplayErrorContext(&e)))?;
         println!("s3://{bucket}/{key}");
-        let encoded: Vec<String> = key.split('/').map(query_escape).collect();
-        records.push(serde_json::json!({
-            "eventVersion": "2.1",
-            "eventSource": "aws:s3",
-            "awsRegion": a.s3.region,
-            "eventTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "eventName": "ObjectCreated:Put",
-            "userIdentity": {"principalId": "pprofhouse-put"},
-            "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-            "responseElements": {},
-            "s3": {
-                "s3SchemaVersion": "1.0",
-                "configurationId": "pprofhouse-put",
-                "bucket": {"name": bucket, "ownerIdentity": {"principalId": "pprofhouse"}, "arn": format!("arn:aws:s3:::{bucket}")},
-                "object": {
-                    "key": encoded.join("/"),
-                    "size": data.len(),
-                    "eTag": out.e_tag().unwrap_or_default().trim_matches('"'),
-                    "sequencer": format!("{:016X}", fastrand::u64(..)),
-                }
-            }
-        }));
+        let mut o = CreatedObject::new(&bucket, &key, data.len() as u64, chrono::Utc::now());
+        o.etag = out.e_tag().map(|e| e.trim_matches('"').to_string());
+        o.version_id = out.version_id().map(str::to_string);
+        o.sequencer = Some(format!("{:016X}", fastrand::u64(..)));
+        created_objects.push(o);
     }
     if let Some(p) = &a.event_out {
+        let ev = object_created_event(&created_objects, &settings.s3.region);
+        records.extend(ev["Records"].as_array().cloned().unwrap_or_default());
         std::fs::write(p, serde_json::to_vec_pretty(&serde_json::json!({ "Records": records }))?)?;
     }
     Ok(ExitCode::SUCCESS)

@@ -1,13 +1,9 @@
-//! Shared helpers for the transform tests: fixtures and oracle parsing.
-#![allow(dead_code)]
+//! The fixture oracles (`NAME.oracle.tsv`, from `go tool pprof -top`) and `pprofhouse explode`'s
+//! TSV, parsed into the same comparable rows.
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-pub fn fixtures() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/pprof");
-    assert!(dir.is_dir(), "fixtures not found at {} (the repository must sit beside shared/)", dir.display());
-    dir
-}
+pub use crate::paths::fixtures;
 
 /// (profile path, oracle path) for every fixture that has an oracle.
 pub fn oracle_pairs() -> Vec<(PathBuf, PathBuf)> {

@@ -11,12 +11,13 @@
 //!   is absent: resolve it with [`crate::layout::Resolver::resolve_object`].
 //!
 //! [`parse_message`] returns the ObjectCreated, non-empty objects of a message in either form.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::layout::{decode_event_key, ProfileMeta, Resolution, Resolver};
+use crate::keys::decode_event_key;
+use crate::meta::ProfileMeta;
 
 /// The envelope version this crate writes (and the highest it reads).
 pub const ENVELOPE_VERSION: u32 = 1;
@@ -24,13 +25,16 @@ pub const ENVELOPE_VERSION: u32 = 1;
 /// One S3 object to process.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRef {
+    /// Bucket name.
     pub bucket: String,
     /// The object key, decoded (as stored in S3).
     pub key: String,
+    /// Object size in bytes.
     pub size: u64,
     /// ETag without quotes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// Version id, in versioned buckets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
     /// S3's per-key ordering token (hex); absent for backfilled objects.
@@ -85,50 +89,26 @@ impl ObjectRef {
             #[serde(flatten)]
             obj: &'a ObjectRef,
         }
-        serde_json::to_vec(&Out {
-            v: ENVELOPE_VERSION,
-            obj: self,
-        })
-        .expect("ObjectRef serializes")
-    }
-}
-
-impl Resolver {
-    /// Resolve an object's metadata: its `meta` if present, else from the key, then the given
-    /// object metadata (e.g. from GetObject/HEAD) merged over the event's `user_metadata`, then
-    /// the defaults. The fallback creation time is the event time.
-    pub fn resolve_object(
-        &self,
-        obj: &ObjectRef,
-        object_metadata: Option<&HashMap<String, String>>,
-    ) -> Resolution {
-        if let Some(m) = &obj.meta {
-            return Resolution::Matched(m.clone());
-        }
-        let mut md: HashMap<String, String> = obj
-            .user_metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        if let Some(extra) = object_metadata {
-            md.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-        let md = (!md.is_empty()).then_some(md);
-        self.resolve(&obj.key, md.as_ref(), obj.event_time)
+        serde_json::to_vec(&Out { v: ENVELOPE_VERSION, obj: self }).expect("ObjectRef serializes")
     }
 }
 
 /// Why a message could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
+    /// The payload is not JSON.
     #[error("message is not JSON: {0}")]
     NotJson(#[source] serde_json::Error),
+    /// An envelope newer than this build reads.
     #[error("unsupported envelope version {0} (this build reads up to {ENVELOPE_VERSION})")]
     UnsupportedVersion(u64),
+    /// An envelope whose fields do not parse.
     #[error("invalid envelope: {0}")]
     InvalidEnvelope(#[source] serde_json::Error),
+    /// An S3 event whose fields do not parse.
     #[error("invalid S3 event: {0}")]
     InvalidEvent(String),
+    /// JSON of another shape.
     #[error("message is neither an envelope (`v`) nor an S3 event (`Records`)")]
     UnknownShape,
 }
@@ -148,10 +128,8 @@ pub fn parse_message(bytes: &[u8]) -> Result<Vec<ObjectRef>, EnvelopeError> {
         return Ok(vec![o]);
     }
     if obj.contains_key("Records") {
-        let ev: RawEvent = serde_json::from_value(value)
-            .map_err(|e| EnvelopeError::InvalidEvent(e.to_string()))?;
-        let (objects, skipped) =
-            objects_from_records(ev.records.into_iter().map(EventRecord::from), "raw-event");
+        let ev: RawEvent = serde_json::from_value(value).map_err(|e| EnvelopeError::InvalidEvent(e.to_string()))?;
+        let (objects, skipped) = objects_from_records(ev.records.into_iter().map(EventRecord::from), "raw-event");
         for s in skipped {
             tracing::debug!(key = %s.key, reason = %s.reason, "raw event record skipped");
         }
@@ -167,85 +145,74 @@ pub fn parse_message(bytes: &[u8]) -> Result<Vec<ObjectRef>, EnvelopeError> {
 /// lenient raw form.
 #[derive(Clone, Debug, Default)]
 pub struct EventRecord {
+    /// Event name, e.g. `ObjectCreated:Put` (MinIO: `s3:ObjectCreated:Put`).
     pub event_name: Option<String>,
+    /// Event time.
     pub event_time: Option<DateTime<Utc>>,
+    /// Bucket name.
     pub bucket: Option<String>,
     /// URL-encoded, as in the event.
     pub key: Option<String>,
+    /// Object size in bytes.
     pub size: Option<i64>,
+    /// ETag (possibly quoted).
     pub etag: Option<String>,
+    /// Version id, in versioned buckets.
     pub version_id: Option<String>,
+    /// S3's per-key ordering token.
     pub sequencer: Option<String>,
+    /// MinIO's `userMetadata`.
     pub user_metadata: BTreeMap<String, String>,
 }
 
 /// A record that was not turned into an object, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Skipped {
+    /// The key as in the event.
     pub key: String,
+    /// Why it was skipped.
     pub reason: String,
 }
 
 /// Whether an event name is an object creation (`ObjectCreated:Put`, MinIO's
 /// `s3:ObjectCreated:CompleteMultipartUpload`, ...).
 pub fn is_object_created(event_name: &str) -> bool {
-    event_name
-        .strip_prefix("s3:")
-        .unwrap_or(event_name)
-        .starts_with("ObjectCreated:")
+    event_name.strip_prefix("s3:").unwrap_or(event_name).starts_with("ObjectCreated:")
 }
 
 /// Turn records into objects: skips non-create events, zero-size objects and records without a
 /// bucket or key (each with a reason); decodes keys. A key that does not decode is kept
 /// undecoded in a [`Skipped`] entry with `reason` starting with `undecodable key` — callers that
 /// must not lose it (the Lambda handler) dead-letter it.
-pub fn objects_from_records(
-    records: impl IntoIterator<Item = EventRecord>,
-    source: &str,
-) -> (Vec<ObjectRef>, Vec<Skipped>) {
+pub fn objects_from_records(records: impl IntoIterator<Item = EventRecord>, source: &str) -> (Vec<ObjectRef>, Vec<Skipped>) {
     let mut objects = Vec::new();
     let mut skipped = Vec::new();
     for r in records {
         let raw_key = r.key.clone().unwrap_or_default();
         let name = r.event_name.clone().unwrap_or_default();
         if !is_object_created(&name) {
-            skipped.push(Skipped {
-                key: raw_key,
-                reason: format!("not an ObjectCreated event ({name:?})"),
-            });
+            skipped.push(Skipped { key: raw_key, reason: format!("not an ObjectCreated event ({name:?})") });
             continue;
         }
         let (Some(bucket), Some(_)) = (r.bucket.clone(), r.key.as_ref()) else {
-            skipped.push(Skipped {
-                key: raw_key,
-                reason: "record has no bucket or key".into(),
-            });
+            skipped.push(Skipped { key: raw_key, reason: "record has no bucket or key".into() });
             continue;
         };
         let size = match r.size {
             Some(n) if n > 0 => n,
             Some(_) => {
-                skipped.push(Skipped {
-                    key: raw_key,
-                    reason: "zero-size object".into(),
-                });
+                skipped.push(Skipped { key: raw_key, reason: "zero-size object".into() });
                 continue;
             }
             None => {
-                skipped.push(Skipped {
-                    key: raw_key,
-                    reason: "no object size in the event".into(),
-                });
+                skipped.push(Skipped { key: raw_key, reason: "no object size in the event".into() });
                 continue;
             }
         };
         let key = match decode_event_key(&raw_key) {
             Ok(k) => k,
             Err(e) => {
-                skipped.push(Skipped {
-                    key: raw_key,
-                    reason: format!("undecodable key: {e}"),
-                });
+                skipped.push(Skipped { key: raw_key, reason: format!("undecodable key: {e}") });
                 continue;
             }
         };
@@ -253,10 +220,7 @@ pub fn objects_from_records(
             bucket,
             key,
             size: size as u64,
-            etag: r
-                .etag
-                .map(|e| e.trim_matches('"').to_string())
-                .filter(|e| !e.is_empty()),
+            etag: r.etag.map(|e| e.trim_matches('"').to_string()).filter(|e| !e.is_empty()),
             version_id: r.version_id.filter(|v| !v.is_empty() && v != "null"),
             sequencer: r.sequencer.filter(|s| !s.is_empty()),
             event_time: r.event_time,
@@ -336,8 +300,7 @@ struct RawObject {
 
 fn lenient_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
     let s: Option<String> = Option::deserialize(d)?;
-    Ok(s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&Utc)))
+    Ok(s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok()).map(|t| t.with_timezone(&Utc)))
 }
 
 impl From<RawRecord> for EventRecord {
@@ -346,12 +309,7 @@ impl From<RawRecord> for EventRecord {
             Some(e) => (e.bucket.and_then(|b| b.name), e.object),
             None => (None, None),
         };
-        let mut rec = EventRecord {
-            event_name: r.event_name,
-            event_time: r.event_time,
-            bucket,
-            ..Default::default()
-        };
+        let mut rec = EventRecord { event_name: r.event_name, event_time: r.event_time, bucket, ..Default::default() };
         if let Some(o) = object {
             rec.key = o.key;
             rec.size = o.size;
@@ -367,7 +325,6 @@ impl From<RawRecord> for EventRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::LayoutKind;
 
     const MINIO_EVENT: &str = r#"{"EventName":"s3:ObjectCreated:Put","Key":"profiles/P0.svc1/1/9bsv0s3ipt32jfck6kt0%2Ck1%3Dv1%2Ck2%3Dv2",
       "Records":[{"eventVersion":"2.0","eventSource":"minio:s3","awsRegion":"","eventTime":"2024-05-01T10:00:00.123Z",
@@ -381,90 +338,26 @@ mod tests {
       {"eventName":"s3:ObjectCreated:Put","eventTime":"2024-05-01T10:00:00Z","s3":{"bucket":{"name":"profiles"},"object":{"key":"empty","size":0}}}]}"#;
 
     #[test]
-    fn envelope_roundtrip() {
-        let mut o = ObjectRef::new("b", "P0.svc1/1/9bsv0s3ipt32jfck6kt0,k1=v1", 10);
-        o.etag = Some("e".into());
-        o.meta = crate::layout::parse_profefe_key(&o.key).ok();
-        let bytes = o.to_envelope_json();
-        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(v["v"], 1);
-        assert_eq!(v["meta"]["type"], "cpu");
-        assert_eq!(v["meta"]["labels"]["k1"], "v1");
-        assert_eq!(v["meta"]["created_at"], "2009-11-10T23:00:00Z");
-        assert_eq!(parse_message(&bytes).unwrap(), vec![o.clone()]);
-        assert_eq!(o.message_key(), "b/P0.svc1/1/9bsv0s3ipt32jfck6kt0,k1=v1");
+    fn raw_minio_event_objects() {
+        let objs = parse_message(MINIO_EVENT.as_bytes()).unwrap();
+        assert_eq!(objs.len(), 1, "the delete and the empty object are skipped");
+        let o = &objs[0];
+        assert_eq!((o.bucket.as_str(), o.key.as_str(), o.size), ("profiles", "P0.svc1/1/9bsv0s3ipt32jfck6kt0,k1=v1,k2=v2", 1234));
+        assert_eq!((o.etag.as_deref(), o.event_name.as_deref()), (Some("0123abcd"), Some("ObjectCreated:Put")));
+        assert_eq!(o.user_metadata.get("X-Amz-Meta-Service").map(String::as_str), Some("svc1"));
+        assert!(o.meta.is_none());
     }
 
     #[test]
     fn envelope_versions_and_garbage() {
-        assert!(matches!(
-            parse_message(br#"{"v":2,"bucket":"b","key":"k","size":1}"#),
-            Err(EnvelopeError::UnsupportedVersion(2))
-        ));
-        assert!(matches!(
-            parse_message(br#"{"v":1,"bucket":"b"}"#),
-            Err(EnvelopeError::InvalidEnvelope(_))
-        ));
-        assert!(matches!(
-            parse_message(b"not json"),
-            Err(EnvelopeError::NotJson(_))
-        ));
-        assert!(matches!(
-            parse_message(b"[1,2]"),
-            Err(EnvelopeError::UnknownShape)
-        ));
-        assert!(matches!(
-            parse_message(br#"{"hello":1}"#),
-            Err(EnvelopeError::UnknownShape)
-        ));
+        assert!(matches!(parse_message(br#"{"v":2,"bucket":"b","key":"k","size":1}"#), Err(EnvelopeError::UnsupportedVersion(2))));
+        assert!(matches!(parse_message(br#"{"v":1,"bucket":"b"}"#), Err(EnvelopeError::InvalidEnvelope(_))));
+        assert!(matches!(parse_message(b"not json"), Err(EnvelopeError::NotJson(_))));
+        assert!(matches!(parse_message(b"[1,2]"), Err(EnvelopeError::UnknownShape)));
+        assert!(matches!(parse_message(br#"{"hello":1}"#), Err(EnvelopeError::UnknownShape)));
         // Unknown fields are ignored (forward compatible within a version).
         let o = parse_message(br#"{"v":1,"bucket":"b","key":"k","size":1,"future":true}"#).unwrap();
         assert_eq!(o[0].key, "k");
-    }
-
-    #[test]
-    fn raw_minio_event() {
-        let objs = parse_message(MINIO_EVENT.as_bytes()).unwrap();
-        assert_eq!(objs.len(), 1);
-        let o = &objs[0];
-        assert_eq!(o.bucket, "profiles");
-        assert_eq!(o.key, "P0.svc1/1/9bsv0s3ipt32jfck6kt0,k1=v1,k2=v2");
-        assert_eq!(o.size, 1234);
-        assert_eq!(o.etag.as_deref(), Some("0123abcd"));
-        assert_eq!(o.event_name.as_deref(), Some("ObjectCreated:Put"));
-        assert_eq!(
-            o.user_metadata
-                .get("X-Amz-Meta-Service")
-                .map(String::as_str),
-            Some("svc1")
-        );
-        assert!(o.meta.is_none());
-        match Resolver::default().resolve_object(o, None) {
-            Resolution::Matched(m) => {
-                assert_eq!(m.layout, LayoutKind::Profefe);
-                assert_eq!(m.labels.len(), 2);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn raw_event_metadata_fallback() {
-        let ev = r#"{"Records":[{"eventName":"s3:ObjectCreated:Put","eventTime":"2024-05-01T10:00:00Z",
-          "s3":{"bucket":{"name":"b"},"object":{"key":"some+file.pb.gz","size":5,
-          "userMetadata":{"X-Amz-Meta-Service":"svc9","X-Amz-Meta-Type":"heap"}}}}]}"#;
-        let objs = parse_message(ev.as_bytes()).unwrap();
-        assert_eq!(objs[0].key, "some file.pb.gz");
-        match Resolver::default().resolve_object(&objs[0], None) {
-            Resolution::Matched(m) => {
-                assert_eq!(
-                    (m.service.as_str(), m.profile_type.as_str(), m.layout),
-                    ("svc9", "heap", LayoutKind::ObjectMetadata)
-                );
-                assert_eq!(m.created_at.to_rfc3339(), "2024-05-01T10:00:00+00:00");
-            }
-            other => panic!("{other:?}"),
-        }
     }
 
     #[test]
@@ -475,21 +368,14 @@ mod tests {
           "bucket":{"name":"bkt","ownerIdentity":{"principalId":"O"},"arn":"arn:aws:s3:::bkt"},
           "object":{"key":"dir/a+b%C3%A9.pb.gz","size":77,"eTag":"\"abc\"","versionId":"v1","sequencer":"0055AED6DCD90281E5"}}}]}"#;
         let typed: aws_lambda_events::s3::S3Event = serde_json::from_str(ev).unwrap();
-        let (objs, skipped) =
-            objects_from_records(typed.records.into_iter().map(EventRecord::from), "lambda");
+        let (objs, skipped) = objects_from_records(typed.records.into_iter().map(EventRecord::from), "lambda");
         assert!(skipped.is_empty());
         let o = &objs[0];
-        assert_eq!(
-            (o.bucket.as_str(), o.key.as_str(), o.size),
-            ("bkt", "dir/a bé.pb.gz", 77)
-        );
+        assert_eq!((o.bucket.as_str(), o.key.as_str(), o.size), ("bkt", "dir/a bé.pb.gz", 77));
         assert_eq!(o.etag.as_deref(), Some("abc"));
         assert_eq!(o.version_id.as_deref(), Some("v1"));
         assert_eq!(o.sequencer.as_deref(), Some("0055AED6DCD90281E5"));
-        assert_eq!(
-            o.event_name.as_deref(),
-            Some("ObjectCreated:CompleteMultipartUpload")
-        );
+        assert_eq!(o.event_name.as_deref(), Some("ObjectCreated:CompleteMultipartUpload"));
         // Same result through the raw reader.
         assert_eq!(parse_message(ev.as_bytes()).unwrap()[0].key, o.key);
     }

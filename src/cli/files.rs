@@ -2,6 +2,8 @@
 use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+use serde::Serialize;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -10,7 +12,8 @@ use pprofhouse_transform::explode::sort_rows;
 use pprofhouse_transform::report::{pprof_top_name, write_top_table, write_top_tsv, write_tsv_escaped, TopEntry};
 use pprofhouse_transform::{explode as explode_profile, pprof, ExplodeOptions, Exploded, FunctionRow};
 
-use super::LimitArgs;
+use super::flags::LimitFlags;
+use super::settings::Settings;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ExplodeFormat {
@@ -30,7 +33,7 @@ pub struct ExplodeArgs {
     #[arg(long, default_value = "pprof")]
     pub names: NameStyle,
     #[command(flatten)]
-    pub limits: LimitArgs,
+    pub limits: LimitFlags,
     /// pprof files (gzip or raw protobuf).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -63,7 +66,7 @@ pub struct TopArgs {
     #[arg(long, default_value = "table")]
     pub format: TopFormat,
     #[command(flatten)]
-    pub limits: LimitArgs,
+    pub limits: LimitFlags,
     /// pprof files; several are summed like `go tool pprof` merges them. Without files, `top`
     /// queries ClickHouse (`--type` and a window are then required).
     pub files: Vec<PathBuf>,
@@ -90,8 +93,18 @@ fn finish(r: io::Result<()>) -> anyhow::Result<()> {
     }
 }
 
-pub fn explode(args: ExplodeArgs) -> anyhow::Result<ExitCode> {
-    let limits = args.limits.limits();
+/// The settings sections the file commands read.
+#[derive(Serialize)]
+struct FileSettings<'a> {
+    limits: &'a LimitFlags,
+}
+
+fn limits(flags: &LimitFlags, config: Option<&Path>) -> anyhow::Result<pprof::Limits> {
+    Ok(Settings::load(config, &FileSettings { limits: flags })?.limits)
+}
+
+pub fn explode(args: ExplodeArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let limits = limits(&args.limits, config)?;
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let many = args.files.len() > 1;
@@ -150,11 +163,11 @@ fn write_exploded(out: &mut impl Write, ex: &Exploded, file: Option<&PathBuf>, f
     Ok(())
 }
 
-pub fn top(args: TopArgs) -> anyhow::Result<ExitCode> {
+pub fn top(args: TopArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     if args.files.is_empty() {
-        return super::db::top(args);
+        return super::db::top(args, config);
     }
-    let limits = args.limits.limits();
+    let limits = limits(&args.limits, config)?;
     let mut failed = false;
     // The chosen sample type, fixed by the first good file (as pprof's merge keeps the first's).
     let mut chosen: Option<pprof::SampleType> = None;
@@ -206,11 +219,8 @@ pub fn top(args: TopArgs) -> anyhow::Result<ExitCode> {
         .collect();
     sort_rows(&mut rows, args.cum);
     let all = rows.len();
-    let entries: Vec<TopEntry> = rows
-        .iter()
-        .take(args.n)
-        .map(|r| TopEntry { function: r.function.to_vec(), flat: r.flat, cum: r.cum })
-        .collect();
+    let entries: Vec<TopEntry> =
+        rows.iter().take(args.n).map(|r| TopEntry { function: r.function.to_vec(), flat: r.flat, cum: r.cum }).collect();
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let r = match args.format {

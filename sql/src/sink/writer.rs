@@ -1,0 +1,244 @@
+//! Writing batches: the processed-profile check, then one `INSERT INTO ingest`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use clickhouse::Row;
+use serde::{Serialize, Serializer};
+use uuid::Uuid;
+
+use super::batch::{approx_bytes, Batch, FlushStats};
+use super::record::ProfileRecord;
+use super::SinkConfig;
+use crate::Error;
+
+/// Serializes a byte string as a ClickHouse `String` (names need not be UTF-8).
+#[derive(Clone, Copy)]
+struct B<'a>(&'a [u8]);
+
+impl Serialize for B<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+#[derive(Row, Serialize)]
+struct IngestRow<'a> {
+    #[serde(with = "clickhouse::serde::uuid")]
+    profile_id: Uuid,
+    ts: i64,
+    service: &'a str,
+    profile_type: &'a str,
+    labels: Vec<(&'a str, &'a str)>,
+    duration_ns: i64,
+    period_type: String,
+    period: i64,
+    sample_types: Vec<String>,
+    totals: &'a [i64],
+    default_sample_type: String,
+    sample_count: u64,
+    label_keys: &'a [String],
+    source_bucket: &'a str,
+    source_key: &'a str,
+    source_etag: &'a str,
+    source_size: u64,
+    decoded_bytes: u64,
+    fn_type: Vec<u16>,
+    fn_name: Vec<B<'a>>,
+    fn_flat: Vec<i64>,
+    fn_cum: Vec<i64>,
+    st_hash: Vec<u64>,
+    st_frames: Vec<Vec<B<'a>>>,
+    st_values: Vec<&'a [i64]>,
+}
+
+fn ingest_row<'a>(rec: &'a ProfileRecord, with_stacks: bool, known: &HashSet<u64>) -> IngestRow<'a> {
+    let ex = &rec.exploded;
+    let f = &ex.facts;
+    let k = f.sample_types.len();
+    let mut fn_type = Vec::new();
+    let mut fn_name = Vec::new();
+    let mut fn_flat = Vec::new();
+    let mut fn_cum = Vec::new();
+    for n in 0..ex.names.len() {
+        for t in 0..k {
+            let (flat, cum) = (ex.flat[n * k + t], ex.cum[n * k + t]);
+            if flat != 0 || cum != 0 {
+                fn_type.push(t as u16);
+                fn_name.push(B(&ex.names[n]));
+                fn_flat.push(flat);
+                fn_cum.push(cum);
+            }
+        }
+    }
+    let (mut st_hash, mut st_frames, mut st_values) = (Vec::new(), Vec::new(), Vec::new());
+    if with_stacks {
+        for s in &ex.stacks {
+            st_hash.push(s.hash);
+            // Frames of a stack written recently are left out: `stacks` already has them.
+            let fresh = known.contains(&s.hash);
+            st_frames.push(if fresh { Vec::new() } else { s.frames.iter().map(|&n| B(&ex.names[n as usize])).collect() });
+            st_values.push(&s.values[..]);
+        }
+    }
+    IngestRow {
+        profile_id: rec.id,
+        ts: rec.ts_ms,
+        service: &rec.meta.service,
+        profile_type: &rec.meta.profile_type,
+        labels: rec.meta.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+        duration_ns: f.duration_nanos,
+        period_type: f.period_type.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+        period: f.period,
+        sample_types: f.sample_types.iter().map(|t| t.to_string()).collect(),
+        totals: &f.totals,
+        default_sample_type: f.sample_types.get(f.default_sample_type).map(|t| t.to_string()).unwrap_or_default(),
+        sample_count: f.sample_count,
+        label_keys: &f.label_keys,
+        source_bucket: &rec.source.bucket,
+        source_key: &rec.source.key,
+        source_etag: &rec.source.etag,
+        source_size: rec.source.size,
+        decoded_bytes: f.decoded_bytes,
+        fn_type,
+        fn_name,
+        fn_flat,
+        fn_cum,
+        st_hash,
+        st_frames,
+        st_values,
+    }
+}
+
+/// Stack frames are re-sent at least this often (keeps `stacks.last_seen` fresh for its TTL).
+const KNOWN_STACK_TTL: Duration = Duration::from_secs(3600);
+const KNOWN_STACK_MAX: usize = 1 << 20;
+
+/// Writes batches to ClickHouse: the processed-profile check, then one INSERT.
+pub struct Writer {
+    client: clickhouse::Client,
+    cfg: SinkConfig,
+    known_stacks: Mutex<HashMap<u64, Instant>>,
+}
+
+impl Writer {
+    /// A writer to `client` with `cfg`.
+    pub fn new(client: clickhouse::Client, cfg: SinkConfig) -> Self {
+        Writer { client, cfg, known_stacks: Mutex::new(HashMap::new()) }
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &SinkConfig {
+        &self.cfg
+    }
+
+    /// Writes `records`, skipping profiles already stored (and repeats within `records`).
+    /// Safe to call again with the same records after an error: the check runs first.
+    pub async fn write(&self, records: &[ProfileRecord]) -> Result<FlushStats, Error> {
+        if records.is_empty() {
+            return Ok(FlushStats::default());
+        }
+        let existing = existing_ids(&self.client, records.iter().map(|r| r.id)).await?;
+        let fresh: Vec<&ProfileRecord> = {
+            let mut seen = HashSet::new();
+            records.iter().filter(|r| !existing.contains(&r.id) && seen.insert(r.id)).collect()
+        };
+        let mut stats = FlushStats { duplicates: records.len() - fresh.len(), ..Default::default() };
+        if !fresh.is_empty() {
+            let mut insert = self.client.insert::<IngestRow<'_>>("ingest").await?;
+            let now = Instant::now();
+            // Stacks written recently (their frames are already in `stacks`), decided up front.
+            let known: HashSet<u64> = if self.cfg.stacks {
+                let ks = self.known_stacks.lock().unwrap_or_else(|e| e.into_inner());
+                fresh
+                    .iter()
+                    .flat_map(|r| &r.exploded.stacks)
+                    .map(|s| s.hash)
+                    .filter(|h| ks.get(h).is_some_and(|&at| now.duration_since(at) < KNOWN_STACK_TTL))
+                    .collect()
+            } else {
+                HashSet::new()
+            };
+            for rec in &fresh {
+                let row = ingest_row(rec, self.cfg.stacks, &known);
+                insert.write(&row).await?;
+                stats.rows += row.fn_name.len();
+            }
+            insert.end().await?;
+            stats.inserted = fresh.len();
+            stats.bytes = fresh.iter().map(|r| approx_bytes(r)).sum();
+            if self.cfg.stacks {
+                let mut known_stacks = self.known_stacks.lock().unwrap_or_else(|e| e.into_inner());
+                if known_stacks.len() > KNOWN_STACK_MAX {
+                    known_stacks.clear();
+                }
+                for rec in &fresh {
+                    for s in &rec.exploded.stacks {
+                        known_stacks.entry(s.hash).or_insert(now);
+                    }
+                }
+                known_stacks.retain(|_, at| now.duration_since(*at) < KNOWN_STACK_TTL);
+            }
+        }
+        Ok(stats)
+    }
+}
+
+/// Batches profiles and writes them to ClickHouse (a [`Batch`] and a [`Writer`] together; the
+/// worker drives the two separately so it can fill the next batch while one is being written).
+pub struct Sink {
+    writer: Writer,
+    batch: Batch,
+}
+
+impl Sink {
+    /// A writer to `client` with `cfg`.
+    pub fn new(client: clickhouse::Client, cfg: SinkConfig) -> Self {
+        Sink { writer: Writer::new(client, cfg), batch: Batch::default() }
+    }
+
+    /// Adds a profile to the current batch.
+    pub fn push(&mut self, rec: ProfileRecord) {
+        self.batch.push(rec, ());
+    }
+
+    /// Profiles waiting in the batch.
+    pub fn pending(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// True when the batch is full (rows or bytes) or old enough to go.
+    pub fn should_flush(&self) -> bool {
+        self.batch.should_flush(&self.writer.cfg)
+    }
+
+    /// When the current batch must go at the latest (`None` when empty).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.batch.deadline(&self.writer.cfg)
+    }
+
+    /// Writes the batch. On error the batch is kept, so calling `flush` again retries it.
+    pub async fn flush(&mut self) -> Result<FlushStats, Error> {
+        let stats = self.writer.write(self.batch.records()).await?;
+        self.batch = Batch::default();
+        Ok(stats)
+    }
+}
+
+/// Which of `ids` are already in `profiles`.
+pub async fn existing_ids(client: &clickhouse::Client, ids: impl Iterator<Item = Uuid>) -> Result<HashSet<Uuid>, Error> {
+    let ids: Vec<String> = ids.map(|u| u.to_string()).collect();
+    let mut out = HashSet::new();
+    // Bound client-side into the query body (the ids are ours: UUID text), in chunks so a large
+    // batch never makes an oversized request.
+    for chunk in ids.chunks(4096) {
+        let found: Vec<String> = client
+            .query("SELECT DISTINCT toString(profile_id) FROM profiles WHERE toString(profile_id) IN ?")
+            .bind(chunk)
+            .fetch_all()
+            .await?;
+        out.extend(found.iter().filter_map(|s| Uuid::parse_str(s).ok()));
+    }
+    Ok(out)
+}

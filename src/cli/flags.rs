@@ -1,0 +1,285 @@
+//! The flags of the settings sections, each with its `PPROFHOUSE_*` variable. Every field is an
+//! option with no clap default: what nobody gave stays unset here and falls through to the
+//! config file, then to the libraries' defaults (named in each help text). Each group
+//! serializes into its TOML section for [`super::settings::Settings::load`].
+
+use clap::Args;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Serialize, Serializer};
+
+fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s))
+}
+
+fn expose<S: Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(p) => s.serialize_str(p.expose_secret()),
+        None => s.serialize_none(),
+    }
+}
+
+fn duration(s: &str) -> Result<String, String> {
+    humantime::parse_duration(s).map(|_| s.to_string()).map_err(|e| format!("{s:?}: {e} (e.g. 500ms, 2s, 1m)"))
+}
+
+/// `[clickhouse]`.
+#[derive(Debug, Default, Args, Serialize)]
+pub struct ClickHouseFlags {
+    /// ClickHouse HTTP(S) URL [default: http://127.0.0.1:8123].
+    #[arg(long = "clickhouse-url", env = "PPROFHOUSE_CLICKHOUSE_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// ClickHouse user [default: default].
+    #[arg(long = "clickhouse-user", env = "PPROFHOUSE_CLICKHOUSE_USER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// ClickHouse password (prefer the variable or the config file to the flag).
+    #[arg(long = "clickhouse-password", env = "PPROFHOUSE_CLICKHOUSE_PASSWORD", hide_env_values = true, value_parser = secret)]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose")]
+    pub password: Option<SecretString>,
+    /// Database holding pprofhouse's tables [default: pprofhouse].
+    #[arg(long = "clickhouse-database", env = "PPROFHOUSE_CLICKHOUSE_DATABASE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// Transport compression: lz4 for a server, none for the local front [default: lz4].
+    #[arg(long = "clickhouse-compression", env = "PPROFHOUSE_CLICKHOUSE_COMPRESSION", value_parser = ["lz4", "none"])]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// Cluster: migrations use ON CLUSTER, Replicated engines, `_local` and Distributed tables.
+    #[arg(long = "clickhouse-cluster", visible_alias = "cluster", env = "PPROFHOUSE_CLICKHOUSE_CLUSTER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}
+
+/// `[kafka]`.
+#[derive(Debug, Default, Args, Serialize)]
+pub struct KafkaFlags {
+    /// Bootstrap brokers, host:port[,host:port...].
+    #[arg(long = "kafka-brokers", env = "PPROFHOUSE_KAFKA_BROKERS", value_name = "HOST:PORT,...")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brokers: Option<String>,
+    /// Profiles topic [default: pprofhouse.profiles].
+    #[arg(long = "kafka-topic", env = "PPROFHOUSE_KAFKA_TOPIC")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// Dead-letter topic [default: pprofhouse.deadletter].
+    #[arg(long = "kafka-dlq-topic", env = "PPROFHOUSE_KAFKA_DLQ_TOPIC")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dlq_topic: Option<String>,
+    /// Kafka client id [default: pprofhouse].
+    #[arg(long = "kafka-client-id", env = "PPROFHOUSE_KAFKA_CLIENT_ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Delivery timeout in ms (librdkafka message.timeout.ms) [default: 30000].
+    #[arg(long = "kafka-timeout-ms", env = "PPROFHOUSE_KAFKA_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Extra librdkafka property KEY=VALUE (repeatable; variable: comma-separated), e.g.
+    /// security.protocol=SASL_SSL. Put the SASL password in --kafka-sasl-password.
+    #[arg(long = "kafka-property", env = "PPROFHOUSE_KAFKA_PROPERTIES", hide_env_values = true, value_name = "KEY=VALUE", value_delimiter = ',', value_parser = pprofhouse_ingest::config::parse_key_value)]
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "properties")]
+    pub properties: Vec<(String, String)>,
+    /// SASL password (any characters, commas included; never printed).
+    #[arg(long = "kafka-sasl-password", env = "PPROFHOUSE_KAFKA_SASL_PASSWORD", hide_env_values = true, value_parser = secret)]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose")]
+    pub sasl_password: Option<SecretString>,
+}
+
+fn properties<S: Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(v.iter().filter(|(k, _)| !k.is_empty()).map(|(k, v)| (k, v)))
+}
+
+/// `[s3]`.
+#[derive(Debug, Default, Args, Serialize)]
+pub struct S3Flags {
+    /// Endpoint of an S3-compatible store (e.g. http://127.0.0.1:19000); unset for AWS.
+    #[arg(long = "s3-endpoint", env = "PPROFHOUSE_S3_ENDPOINT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Region [default: us-east-1].
+    #[arg(long = "s3-region", env = "AWS_REGION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Bucket.
+    #[arg(long = "s3-bucket", visible_alias = "bucket", env = "PPROFHOUSE_S3_BUCKET")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// Path-style addressing [default: on with --s3-endpoint].
+    #[arg(long = "s3-path-style", env = "PPROFHOUSE_S3_PATH_STYLE", value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+}
+
+/// `[layout]`.
+#[derive(Debug, Default, Args, Serialize)]
+pub struct LayoutFlags {
+    /// Key template tried after profefe's layout, e.g. {service}/{type}/{yyyy}/{mm}/{dd}/{name}
+    /// (repeatable; variable: `;`-separated).
+    #[arg(long = "layout", env = "PPROFHOUSE_INGEST_LAYOUTS", value_name = "TEMPLATE", value_delimiter = ';', value_parser = template)]
+    #[serde(rename = "templates", skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<String>,
+    /// Parse profefe P0. keys [default: true].
+    #[arg(long = "profefe-keys", env = "PPROFHOUSE_INGEST_PROFEFE", value_name = "BOOL")]
+    #[serde(rename = "profefe", skip_serializing_if = "Option::is_none")]
+    pub profefe: Option<bool>,
+    /// Service for objects no layout matches; unset: they are dead-lettered.
+    #[arg(long = "default-service", env = "PPROFHOUSE_INGEST_DEFAULT_SERVICE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_service: Option<String>,
+    /// Profile type when a layout gives none [default: unknown].
+    #[arg(long = "default-type", env = "PPROFHOUSE_INGEST_DEFAULT_TYPE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_type: Option<String>,
+    /// HEAD objects no key layout matches, for profefe-style object metadata [default: true].
+    #[arg(long = "head-objects", env = "PPROFHOUSE_INGEST_HEAD_OBJECTS", value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_objects: Option<bool>,
+}
+
+/// A template checked as it is given (an empty one, as from an empty variable, means none).
+fn template(s: &str) -> Result<String, String> {
+    if !s.trim().is_empty() {
+        pprofhouse_ingest::layout::Template::parse(s.trim()).map_err(|e| e.to_string())?;
+    }
+    Ok(s.trim().to_string())
+}
+
+/// `[sink]`.
+#[derive(Debug, Default, Args, Serialize)]
+pub struct SinkFlags {
+    /// Flush when the batch holds this many function rows [default: 200000].
+    #[arg(long, env = "PPROFHOUSE_BATCH_ROWS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_rows: Option<usize>,
+    /// Flush when the batch holds about this many bytes [default: 33554432].
+    #[arg(long, env = "PPROFHOUSE_BATCH_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_bytes: Option<usize>,
+    /// Flush a non-empty batch at the latest this long after its first profile [default: 2s].
+    #[arg(long = "batch-linger", env = "PPROFHOUSE_BATCH_LINGER", value_parser = duration)]
+    #[serde(rename = "linger", skip_serializing_if = "Option::is_none")]
+    pub linger: Option<String>,
+    /// Store stacks for flame graphs [default: true].
+    #[arg(long = "store-stacks", env = "PPROFHOUSE_STORE_STACKS", value_name = "BOOL")]
+    #[serde(rename = "stacks", skip_serializing_if = "Option::is_none")]
+    pub stacks: Option<bool>,
+    /// Flush when the batch spans this many days (daily partitions; ClickHouse refuses an
+    /// INSERT into more than max_partitions_per_insert_block, default 100) [default: 90].
+    #[arg(long = "batch-max-days", env = "PPROFHOUSE_BATCH_MAX_DAYS")]
+    #[serde(rename = "max_days", skip_serializing_if = "Option::is_none")]
+    pub max_days: Option<usize>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Default, Args, Serialize)]
+pub struct LimitFlags {
+    /// Largest decompressed profile accepted, in bytes [default: 268435456].
+    #[arg(long, env = "PPROFHOUSE_MAX_DECOMPRESSED_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_decompressed_bytes: Option<usize>,
+}
+
+/// `[worker]`.
+#[derive(Debug, Default, Args, Serialize)]
+pub struct WorkerFlags {
+    /// Consumer group [default: pprofhouse-worker].
+    #[arg(long, env = "PPROFHOUSE_KAFKA_GROUP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Objects fetched and exploded concurrently [default: 16].
+    #[arg(long, env = "PPROFHOUSE_CONCURRENCY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// Largest object fetched from S3, in bytes; larger ones are dead-lettered [default: 67108864].
+    #[arg(long, env = "PPROFHOUSE_MAX_OBJECT_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_object_bytes: Option<u64>,
+    /// Serve Prometheus /metrics and /healthz here (127.0.0.1:0: any free port).
+    #[arg(long, env = "PPROFHOUSE_METRICS_ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_addr: Option<String>,
+    /// Longest pause between retries of a transient failure [default: 30s].
+    #[arg(long, env = "PPROFHOUSE_MAX_BACKOFF", value_parser = duration)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_backoff: Option<String>,
+    /// Retries of one transient failure before giving up on it (objects: dead letter
+    /// `retries_exhausted`; inserts: liveness fails, retrying goes on) [default: 8].
+    #[arg(long, env = "PPROFHOUSE_RETRY_BUDGET")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_budget: Option<usize>,
+    /// Liveness fails after this long without progress while there is lag [default: 5m].
+    #[arg(long, env = "PPROFHOUSE_STALL_AFTER", value_parser = duration)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stall_after: Option<String>,
+}
+
+/// `[retention]`.
+#[derive(Debug, Default, Args, Serialize)]
+pub struct RetentionFlags {
+    /// Retention of `profiles`, in days [default: 90].
+    #[arg(long = "ttl-profiles-days", env = "PPROFHOUSE_TTL_PROFILES_DAYS")]
+    #[serde(rename = "profiles_days", skip_serializing_if = "Option::is_none")]
+    pub profiles_days: Option<u32>,
+    /// Retention of the raw tables (function_values, stacks, stack_values), in days [default: 30].
+    #[arg(long = "ttl-raw-days", env = "PPROFHOUSE_TTL_RAW_DAYS")]
+    #[serde(rename = "raw_days", skip_serializing_if = "Option::is_none")]
+    pub raw_days: Option<u32>,
+    /// Retention of the hourly rollup, in days [default: 180].
+    #[arg(long = "ttl-hourly-days", env = "PPROFHOUSE_TTL_HOURLY_DAYS")]
+    #[serde(rename = "hourly_days", skip_serializing_if = "Option::is_none")]
+    pub hourly_days: Option<u32>,
+    /// Retention of the daily rollup, in days [default: 730].
+    #[arg(long = "ttl-daily-days", env = "PPROFHOUSE_TTL_DAILY_DAYS")]
+    #[serde(rename = "daily_days", skip_serializing_if = "Option::is_none")]
+    pub daily_days: Option<u32>,
+}
+
+/// `[backfill]`.
+#[derive(Debug, Default, Args, Serialize)]
+pub struct BackfillFlags {
+    /// Objects per second, 0 for unlimited [default: 1000].
+    #[arg(long, env = "PPROFHOUSE_BACKFILL_RATE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Checkpoint file [default: $PPROFHOUSE_CACHE/backfill-checkpoint.json].
+    #[arg(long, env = "PPROFHOUSE_BACKFILL_CHECKPOINT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<std::path::PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser, Serialize)]
+    struct Cli {
+        #[command(flatten)]
+        clickhouse: ClickHouseFlags,
+        #[command(flatten)]
+        kafka: KafkaFlags,
+    }
+
+    #[test]
+    fn secrets_stay_out_of_help_and_debug() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--clickhouse-password",
+            "ch-secret-1",
+            "--kafka-sasl-password",
+            "a,b,c-secret",
+            "--kafka-property",
+            "security.protocol=SASL_SSL",
+        ])
+        .unwrap();
+        let shown = format!("{:?} {:?}", cli.clickhouse, cli.kafka);
+        assert!(!shown.contains("ch-secret-1") && !shown.contains("a,b,c-secret"), "{shown}");
+        // The password keeps its commas (it is not split like the properties).
+        let t = toml::Table::try_from(&cli).unwrap();
+        assert_eq!(t["kafka"]["sasl_password"].as_str(), Some("a,b,c-secret"));
+        assert_eq!(t["kafka"]["properties"]["security.protocol"].as_str(), Some("SASL_SSL"));
+        let help = <Cli as clap::CommandFactory>::command().render_long_help().to_string();
+        assert!(help.contains("PPROFHOUSE_CLICKHOUSE_PASSWORD") && !help.contains("ch-secret-1"));
+    }
+}

@@ -1,0 +1,124 @@
+//! The command line: every flag lives here, and each command turns its flags (layered over the
+//! config file and the environment, see [`settings`]) into the typed configuration of the
+//! library it calls.
+
+mod db;
+mod files;
+pub(crate) mod flags;
+mod ingest;
+mod put;
+pub mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use ingest::{invoked_as_bootstrap, run_bootstrap};
+
+#[derive(Debug, Parser)]
+#[command(name = "pprofhouse", version, about = "pprof profiles → per-function time series in ClickHouse")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// TOML settings file (sections [clickhouse], [kafka], [s3], [layout], [sink], [limits],
+    /// [worker], [retention], [backfill]; unknown keys are errors). The environment wins over
+    /// the file, flags win over both.
+    #[arg(long, global = true, env = "PPROFHOUSE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "PPROFHOUSE_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info,pprofhouse=debug`.
+    #[arg(long, global = true, env = "PPROFHOUSE_LOG", default_value = "warn")]
+    pub log: String,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Sets up `tracing` on stderr.
+pub fn init_tracing(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Command {
+    /// Per-function flat/cum for every sample type of each FILE (one row per sample type × function).
+    Explode(files::ExplodeArgs),
+    /// The top functions, like `go tool pprof -top`, over FILEs (summed like a pprof merge), or
+    /// over ClickHouse with --type and a window.
+    Top(files::TopArgs),
+    /// Create or upgrade the ClickHouse schema (idempotent).
+    Migrate(db::MigrateArgs),
+    /// Load local profile files straight into ClickHouse (the worker's path without Kafka/S3).
+    Load(db::LoadArgs),
+    /// Upload profiles to S3 under profefe keys (and write the S3 event they trigger).
+    Put(put::PutArgs),
+    /// Consume the profiles topic: S3 → explode → ClickHouse, with dead letters and metrics.
+    Worker(crate::worker::WorkerArgs),
+    /// Run the S3 ObjectCreated trigger under the AWS Lambda runtime (the function's `bootstrap`).
+    Lambda(ingest::LambdaArgs),
+    /// Run the trigger once on an S3 event JSON file (`-`: stdin) against the configured broker;
+    /// prints what it did as JSON.
+    IngestEvent(ingest::IngestEventArgs),
+    /// Enqueue the objects already in a bucket, as the trigger would (resumable).
+    Backfill(ingest::BackfillArgs),
+}
+
+/// The one async runtime: a worker thread per core the machine (or its cgroup) gives us.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?)
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.global.config.as_deref();
+    match cli.command {
+        Command::Explode(a) => files::explode(a, config),
+        Command::Top(a) => files::top(a, config),
+        Command::Migrate(a) => db::migrate(a, config),
+        Command::Load(a) => db::load(a, config),
+        Command::Put(a) => put::put(a, config),
+        Command::Worker(a) => crate::worker::run_command(a, config),
+        Command::Lambda(a) => ingest::lambda(a, config),
+        Command::IngestEvent(a) => ingest::ingest_event(a, config),
+        Command::Backfill(a) => ingest::backfill(a, config),
+    }
+}
+
+/// `k=v`.
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected k=v, got {s:?}"))
+}
+
+/// RFC 3339 → ms since the epoch.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{s:?}: {e} (want RFC 3339, e.g. 2026-11-22T10:00:00Z)"))?;
+    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
