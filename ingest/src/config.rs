@@ -79,6 +79,14 @@ impl KafkaConfig {
         }
     }
 
+    /// Checks what has no usable default: the brokers.
+    pub fn check(&self) -> Result<(), String> {
+        if self.brokers.trim().is_empty() {
+            return Err("no Kafka brokers: set --kafka-brokers, PPROFHOUSE_KAFKA_BROKERS or [kafka] brokers".into());
+        }
+        Ok(())
+    }
+
     /// The delivery timeout.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)

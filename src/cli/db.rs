@@ -6,8 +6,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use pprofhouse_message::{LayoutKind, ProfileMeta};
 use pprofhouse_sql::query::{self, TopQuery, Window};
-use pprofhouse_sql::sink::{Origin, ProfileRecord, Sink};
-use pprofhouse_sql::RenderOptions;
+use pprofhouse_sql::sink::{Batch, FlushStats, Origin, ProfileRecord, Writer};
+use pprofhouse_sql::{RenderOptions, Retention};
 use pprofhouse_transform::explode::sort_rows;
 use pprofhouse_transform::report::{write_top_table, write_top_tsv, TopEntry};
 use pprofhouse_transform::{explode, pprof, ExplodeOptions, FunctionRow};
@@ -48,6 +48,8 @@ pub struct LoadFlags {
     pub sink: SinkFlags,
     #[command(flatten)]
     pub limits: LimitFlags,
+    #[command(flatten)]
+    pub retention: RetentionFlags,
 }
 
 #[derive(Debug, Args)]
@@ -74,19 +76,18 @@ pub fn load(a: LoadArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let s = Settings::load(config, &a.settings)?;
     let limits = s.limits;
     let rt = runtime()?;
-    let mut sink = Sink::new(s.clickhouse.client(), s.sink.clone());
+    let writer = Writer::new(s.clickhouse.client(), s.sink.clone());
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let mut batch: Batch<&Path> = Batch::default();
     let mut failed = false;
-    let (mut inserted, mut duplicates, mut rows) = (0, 0, 0);
+    let mut total = FlushStats::default();
     for path in &a.files {
         let rec = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display())).and_then(|data| {
             let profile = pprof::decode(data.clone(), &limits).with_context(|| path.display().to_string())?;
             let ex = explode(&profile, ExplodeOptions { stacks: s.sink.stacks, inline_marks: false });
             // The time: --time, else the profile's own, else now (a fallback value: never
             // part of the profile's id, so loading the file again changes nothing).
-            let ms = a
-                .time
-                .or((ex.facts.time_nanos > 0).then_some(ex.facts.time_nanos / 1_000_000))
-                .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+            let ms = a.time.or((ex.facts.time_nanos > 0).then_some(ex.facts.time_nanos / 1_000_000)).unwrap_or(now_ms);
             let meta = ProfileMeta {
                 service: a.service.clone(),
                 profile_type: a.profile_type.clone(),
@@ -94,24 +95,76 @@ pub fn load(a: LoadArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                 created_at: chrono::DateTime::from_timestamp_millis(ms).context("profile time out of range")?,
                 layout: LayoutKind::Given,
             };
+            check_retention(path, &s.retention, &meta, now_ms)?;
             Ok(ProfileRecord::new(meta, Origin::File { content: &data, time_given: a.time.is_some() }, ex))
         });
         match rec {
-            Ok(rec) => sink.push(rec),
+            Ok(rec) => batch.push(rec, path.as_path()),
             Err(e) => {
                 failed = true;
                 eprintln!("pprofhouse: {e:#}");
             }
         }
-        if sink.should_flush() {
-            let s = rt.block_on(sink.flush())?;
-            (inserted, duplicates, rows) = (inserted + s.inserted, duplicates + s.duplicates, rows + s.rows);
+        if batch.should_flush(&s.sink) {
+            failed |= write_batch(&rt, &writer, batch.take(), &mut total)?;
         }
     }
-    let s = rt.block_on(sink.flush())?;
-    (inserted, duplicates, rows) = (inserted + s.inserted, duplicates + s.duplicates, rows + s.rows);
-    println!("loaded {inserted} profiles ({rows} function rows); {duplicates} already stored");
+    failed |= write_batch(&rt, &writer, batch.take(), &mut total)?;
+    println!("loaded {} profiles ({} function rows); {} already stored", total.inserted, total.rows, total.duplicates);
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// A profile no table keeps is an error; one whose raw rows a TTL already dropped is loaded
+/// with a warning naming the retention that drops it.
+fn check_retention(path: &Path, retention: &Retention, meta: &ProfileMeta, now_ms: i64) -> anyhow::Result<()> {
+    let ts = meta.created_at.timestamp_millis();
+    let expired = retention.expired_for(ts, now_ms);
+    let at = meta.created_at.to_rfc3339();
+    if retention.all_expired(ts, now_ms) {
+        bail!(
+            "{}: profile time {at} is older than every retention window (daily rollup: {} days); nothing of it would be visible",
+            path.display(),
+            retention.daily_days
+        );
+    }
+    if !expired.is_empty() {
+        let what: Vec<String> = expired.iter().map(|(t, d)| format!("{t} ({d} days)")).collect();
+        eprintln!("pprofhouse: {}: profile time {at} is past the retention of {}: those will not show it", path.display(), what.join(", "));
+    }
+    Ok(())
+}
+
+/// Writes a batch. A transient failure is an error (nothing is lost: run `load` again); a
+/// permanent one is isolated to the files ClickHouse refuses, one line each, and the rest is
+/// stored. Returns whether some file failed.
+fn write_batch(rt: &tokio::runtime::Runtime, writer: &Writer, batch: Batch<&Path>, total: &mut FlushStats) -> anyhow::Result<bool> {
+    let add = |total: &mut FlushStats, s: FlushStats| {
+        total.inserted += s.inserted;
+        total.duplicates += s.duplicates;
+        total.rows += s.rows;
+    };
+    match rt.block_on(writer.write(batch.records())) {
+        Ok(s) => {
+            add(total, s);
+            Ok(false)
+        }
+        Err(e) if e.is_transient() => {
+            Err(anyhow::Error::new(e).context("ClickHouse is unavailable; nothing of this batch was stored, run load again"))
+        }
+        Err(_) => {
+            let mut failed = false;
+            for (rec, path) in batch.records().iter().zip(batch.tags()) {
+                match rt.block_on(writer.write(std::slice::from_ref(rec))) {
+                    Ok(s) => add(total, s),
+                    Err(e) => {
+                        failed = true;
+                        eprintln!("pprofhouse: {}: ClickHouse rejects it: {e}", path.display());
+                    }
+                }
+            }
+            Ok(failed)
+        }
+    }
 }
 
 /// The ClickHouse half of `top`'s flags.

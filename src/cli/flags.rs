@@ -170,13 +170,50 @@ pub struct SinkFlags {
     pub max_days: Option<usize>,
 }
 
-/// `[limits]`.
+/// `[limits]`: what one profile may cost (over a limit: an error naming it; in the worker, a
+/// dead letter `over_limit`).
 #[derive(Debug, Default, Args, Serialize)]
 pub struct LimitFlags {
     /// Largest decompressed profile accepted, in bytes [default: 268435456].
     #[arg(long, env = "PPROFHOUSE_MAX_DECOMPRESSED_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_decompressed_bytes: Option<usize>,
+    /// Most samples in a profile [default: 5000000].
+    #[arg(long, env = "PPROFHOUSE_MAX_SAMPLES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_samples: Option<usize>,
+    /// Most locations [default: 5000000].
+    #[arg(long, env = "PPROFHOUSE_MAX_LOCATIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_locations: Option<usize>,
+    /// Most functions [default: 2000000].
+    #[arg(long, env = "PPROFHOUSE_MAX_FUNCTIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_functions: Option<usize>,
+    /// Most strings in the string table [default: 5000000].
+    #[arg(long, env = "PPROFHOUSE_MAX_STRINGS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_strings: Option<usize>,
+    /// Most sample types [default: 64].
+    #[arg(long, env = "PPROFHOUSE_MAX_SAMPLE_TYPES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_sample_types: Option<usize>,
+    /// Most lines (inlined frames) in one location [default: 512].
+    #[arg(long, env = "PPROFHOUSE_MAX_LINES_PER_LOCATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_lines_per_location: Option<usize>,
+    /// Deepest stack, in locations [default: 8192].
+    #[arg(long, env = "PPROFHOUSE_MAX_STACK_DEPTH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_stack_depth: Option<usize>,
+    /// Most frame visits explode may make (Σ over samples of the lines of each location) [default: 500000000].
+    #[arg(long, env = "PPROFHOUSE_MAX_EXPANDED_FRAMES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_expanded_frames: Option<u64>,
+    /// Most function × sample type cells [default: 16000000].
+    #[arg(long, env = "PPROFHOUSE_MAX_FUNCTION_CELLS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_function_cells: Option<u64>,
 }
 
 /// `[worker]`.
@@ -207,6 +244,10 @@ pub struct WorkerFlags {
     #[arg(long, env = "PPROFHOUSE_RETRY_BUDGET")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_budget: Option<usize>,
+    /// In-flight memory budget in bytes of decoded profile [default: 67108864].
+    #[arg(long, env = "PPROFHOUSE_MAX_INFLIGHT_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_inflight_bytes: Option<u64>,
     /// Liveness fails after this long without progress while there is lag [default: 5m].
     #[arg(long, env = "PPROFHOUSE_STALL_AFTER", value_parser = duration)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -27,6 +27,7 @@ pub struct IngestFlags {
 
 /// Builds the trigger (producer, resolver, and S3 for HEADs when configured).
 async fn ingestor(s: &Settings, source: &str) -> anyhow::Result<(Ingestor, aws_sdk_s3::Client)> {
+    s.kafka.check().map_err(anyhow::Error::msg)?;
     let producer = Producer::new(&s.kafka).context("creating the Kafka producer")?;
     let s3 = s.s3.client().await;
     let mut ingestor = Ingestor::new(producer, s.layout.resolver()?, source);

@@ -27,6 +27,9 @@ pub struct Config {
     /// dead-lettered (`retries_exhausted`); a batch insert raises the alarm (liveness fails,
     /// `stalled` metric) and keeps trying.
     pub retry_budget: usize,
+    /// In-flight memory budget, in bytes of decoded profile: profiles wait for their share
+    /// before they are inflated, decoded and exploded.
+    pub max_inflight_bytes: u64,
     /// Liveness fails when no message has been handled for this long while there is lag.
     #[serde(with = "humantime_serde")]
     pub stall_after: Duration,
@@ -41,6 +44,7 @@ impl Default for Config {
             metrics_addr: None,
             max_backoff: Duration::from_secs(30),
             retry_budget: 8,
+            max_inflight_bytes: 64 << 20,
             stall_after: Duration::from_secs(300),
         }
     }
@@ -58,7 +62,7 @@ pub mod cli {
     use clap::Args;
 
     use super::*;
-    use crate::cli::flags::{ClickHouseFlags, KafkaFlags, LayoutFlags, LimitFlags, S3Flags, SinkFlags, WorkerFlags};
+    use crate::cli::flags::{ClickHouseFlags, KafkaFlags, LayoutFlags, LimitFlags, RetentionFlags, S3Flags, SinkFlags, WorkerFlags};
     use crate::cli::settings::Settings;
 
     /// `pprofhouse worker`.
@@ -89,6 +93,8 @@ pub mod cli {
         sink: SinkFlags,
         #[command(flatten)]
         limits: LimitFlags,
+        #[command(flatten)]
+        retention: RetentionFlags,
     }
 
     /// Runs the worker until SIGTERM/SIGINT (or idle).
@@ -102,6 +108,7 @@ pub mod cli {
             clickhouse: s.clickhouse,
             sink: s.sink,
             limits: s.limits,
+            retention: s.retention,
             until_idle: a.until_idle,
         };
         crate::cli::runtime()?.block_on(super::super::run(options))?;

@@ -64,6 +64,8 @@ pub struct Options {
     pub sink: SinkConfig,
     /// `[limits]`.
     pub limits: Limits,
+    /// `[retention]`: profiles older than every window are dead-lettered (`expired`).
+    pub retention: pprofhouse_sql::Retention,
     /// Exit once idle this long.
     pub until_idle: Option<Duration>,
 }
@@ -120,6 +122,7 @@ async fn shutdown_signal() {
 /// on filling the next one. At most one batch is being written at a time.
 pub async fn run(o: Options) -> anyhow::Result<()> {
     let cfg = &o.worker;
+    o.kafka.check().map_err(anyhow::Error::msg)?;
     let retry = cfg.retry();
     let metrics = Metrics::new();
     let health = Health::new(cfg.stall_after, metrics.stalled.clone());
@@ -130,6 +133,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     let shared = Arc::new(Shared::default());
     let consumer = Arc::new(source::consumer(&o.kafka, &cfg.group, shared.clone())?);
     let producer = Arc::new(Producer::new(&o.kafka).context("creating the Kafka producer (dead letters)")?);
+    let budget_kib = (cfg.max_inflight_bytes / 1024).clamp(1, u32::MAX as u64) as u32;
     let processor = Arc::new(Processor {
         s3: o.s3.client().await,
         resolver: o.layout.resolver()?,
@@ -138,6 +142,9 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         stacks: o.sink.stacks,
         retry,
         metrics: metrics.clone(),
+        budget: Arc::new(tokio::sync::Semaphore::new(budget_kib as usize)),
+        budget_kib,
+        retention: o.retention,
     });
     let (tx, mut shutdown) = watch::channel(false);
     // The flush stops retrying only this long after the shutdown, to land what it holds.

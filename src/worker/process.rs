@@ -32,6 +32,13 @@ pub struct Processor {
     pub retry: RetryPolicy,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The in-flight memory budget, in KiB of decoded profile: a profile waits for its share
+    /// before it is inflated and decoded.
+    pub budget: Arc<tokio::sync::Semaphore>,
+    /// The budget's size in KiB (one profile larger than the whole budget runs alone).
+    pub budget_kib: u32,
+    /// Retention windows: a profile older than all of them would never be visible.
+    pub retention: pprofhouse_sql::Retention,
 }
 
 /// What one message produced.
@@ -111,19 +118,68 @@ impl Processor {
             version_id: obj.version_id.clone().or(fetched.version_id),
             size: fetched.data.len() as u64,
         };
+        // Memory: wait for this profile's share of the budget (its decoded size, read from the
+        // gzip trailer before inflating), so concurrency never multiplies the largest profile.
+        let kib = (decoded_size_hint(&fetched.data).min(self.limits.max_decompressed_bytes as u64) / 1024).clamp(1, self.budget_kib as u64)
+            as u32;
+        let mut stopped = stop.clone();
+        let permit = tokio::select! {
+            p = self.budget.clone().acquire_many_owned(kib) => p.map_err(|e| Failure::Internal(e.to_string()))?,
+            _ = stopped.wait_for(|s| *s) => return Ok(None),
+        };
         // Inflating, decoding and exploding are CPU work: off the async threads, so profiles
         // are exploded on every core while the next objects download.
         let (data, limits, stacks) = (fetched.data, self.limits, self.stacks);
-        tokio::task::spawn_blocking(move || transform(data, &limits, stacks, meta, &source))
-            .await
-            .map_err(|e| Failure::Internal(format!("decoding task failed: {e}")))?
-            .map(Some)
+        let done = tokio::task::spawn_blocking(move || transform(data, &limits, stacks, meta, &source)).await;
+        drop(permit);
+        let record = done.map_err(|e| Failure::Internal(format!("decoding task failed: {e}")))??;
+        // The clock decides only whether storing is useful, never what is stored or its id.
+        if self.retention.all_expired(record.ts_ms, chrono::Utc::now().timestamp_millis()) {
+            return Err(Failure::Expired(format!(
+                "profile time {} is older than every retention window (longest: {} days); nothing of it would be visible",
+                record.meta.created_at.to_rfc3339(),
+                self.retention.daily_days.max(self.retention.hourly_days).max(self.retention.raw_days)
+            )));
+        }
+        Ok(Some(record))
+    }
+}
+
+/// The decoded size of an object: gzip's ISIZE trailer (the size mod 2^32 of the last member;
+/// a hint, never trusted for anything but scheduling) or the raw length.
+fn decoded_size_hint(data: &[u8]) -> u64 {
+    if pprof::is_gzip(data) && data.len() >= 18 {
+        let t = &data[data.len() - 4..];
+        (u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as u64).max(data.len() as u64)
+    } else {
+        data.len() as u64
     }
 }
 
 /// Decode and explode one fetched object.
 fn transform(data: Bytes, limits: &Limits, stacks: bool, meta: ProfileMeta, source: &SourceRef) -> Result<ProfileRecord, Failure> {
-    let profile = pprof::decode(data, limits)?;
+    let profile = pprof::decode(data, limits).map_err(|e| match e {
+        e @ (pprof::DecodeError::OverLimit { .. } | pprof::DecodeError::TooLarge { .. }) => Failure::OverLimit(e.to_string()),
+        e => Failure::Decode(e),
+    })?;
     let exploded = explode(&profile, ExplodeOptions { stacks, inline_marks: false });
     Ok(ProfileRecord::new(meta, Origin::Object(source), exploded))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn the_gzip_trailer_gives_the_decoded_size() {
+        let raw = vec![7u8; 100_000];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&raw).unwrap();
+        let gz = gz.finish().unwrap();
+        assert!(gz.len() < 1000);
+        assert_eq!(decoded_size_hint(&gz), 100_000);
+        assert_eq!(decoded_size_hint(&raw), 100_000);
+    }
 }

@@ -94,6 +94,9 @@ pub enum Failure {
     /// Over a configured limit (object bytes, decompressed bytes, work).
     #[error("{0}")]
     OverLimit(String),
+    /// Older than every retention window.
+    #[error("{0}")]
+    Expired(String),
     /// No layout gave the object's metadata.
     #[error("{0}")]
     Unmatched(String),
@@ -121,6 +124,7 @@ impl Failure {
             Failure::Refused(_) => "s3_refused",
             Failure::OverLimit(_) => "over_limit",
             Failure::Unmatched(_) => "unmatched_layout",
+            Failure::Expired(_) => "expired",
             Failure::Decode(e) => e.kind(),
             Failure::Rejected(_) => "rejected",
             Failure::Exhausted(_) => "retries_exhausted",

@@ -52,6 +52,30 @@ impl Default for Retention {
     }
 }
 
+impl Retention {
+    /// The tables whose TTL has already passed for a profile taken at `ts_ms`, as of `now_ms`
+    /// (`(table family, days)`), shortest retention first.
+    pub fn expired_for(&self, ts_ms: i64, now_ms: i64) -> Vec<(&'static str, u32)> {
+        let age_days = (now_ms - ts_ms).max(0) / 86_400_000;
+        let mut out: Vec<(&'static str, u32)> = [
+            ("raw rows (function_values, stacks)", self.raw_days),
+            ("profiles", self.profiles_days),
+            ("hourly rollup", self.hourly_days),
+            ("daily rollup", self.daily_days),
+        ]
+        .into_iter()
+        .filter(|&(_, days)| age_days >= days as i64)
+        .collect();
+        out.sort_by_key(|&(_, d)| d);
+        out
+    }
+
+    /// True when every table's TTL has passed: nothing of the profile would stay visible.
+    pub fn all_expired(&self, ts_ms: i64, now_ms: i64) -> bool {
+        self.expired_for(ts_ms, now_ms).len() == 4
+    }
+}
+
 /// How to render the templates.
 #[derive(Debug, Clone, Default)]
 pub struct RenderOptions {
@@ -106,6 +130,17 @@ pub fn render(template: &str, o: &RenderOptions) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiry_names_the_retention_that_drops_a_profile() {
+        let r = Retention::default();
+        let day = 86_400_000;
+        let now = 1_000 * day;
+        assert!(r.expired_for(now - 2 * day, now).is_empty());
+        assert_eq!(r.expired_for(now - 40 * day, now), vec![("raw rows (function_values, stacks)", 30)]);
+        assert!(!r.all_expired(now - 700 * day, now));
+        assert!(r.all_expired(now - 731 * day, now));
+    }
 
     #[test]
     fn renders_single_node_without_cluster_statements() {

@@ -14,18 +14,52 @@ use prost::Message;
 
 use super::proto;
 
-/// Decoding limits. Untrusted input must not be able to make a worker allocate without bound.
+/// What one profile may cost. Untrusted input must not be able to make a worker allocate or
+/// compute without bound: the byte limit stops a gzip bomb while inflating, the counts are
+/// checked right after decoding, and the work limits — above all `max_expanded_frames`, the
+/// number of frame visits explode would make — before any of that work is done. The defaults
+/// let real profiles through (a 100 MB Go allocation profile passes) and stop hostile ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Largest decompressed protobuf accepted, in bytes (default 256 MiB). A gzip bomb stops
-    /// here, after reading at most this many bytes.
+    /// Largest decompressed protobuf accepted, in bytes. A gzip bomb stops here, after
+    /// reading at most this many bytes.
     pub max_decompressed_bytes: usize,
+    /// Most samples.
+    pub max_samples: usize,
+    /// Most locations.
+    pub max_locations: usize,
+    /// Most functions.
+    pub max_functions: usize,
+    /// Most strings in the string table.
+    pub max_strings: usize,
+    /// Most sample types (values per sample).
+    pub max_sample_types: usize,
+    /// Most lines (inlined frames) in one location.
+    pub max_lines_per_location: usize,
+    /// Deepest stack, in locations.
+    pub max_stack_depth: usize,
+    /// Most frame visits explode may make: the sum over samples of the lines of every location
+    /// on the sample's stack. This is explode's CPU time, whatever the file's size.
+    pub max_expanded_frames: u64,
+    /// Most (function × sample type) cells: the memory of the per-function tables.
+    pub max_function_cells: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_decompressed_bytes: 256 << 20 }
+        Limits {
+            max_decompressed_bytes: 256 << 20,
+            max_samples: 5_000_000,
+            max_locations: 5_000_000,
+            max_functions: 2_000_000,
+            max_strings: 5_000_000,
+            max_sample_types: 64,
+            max_lines_per_location: 512,
+            max_stack_depth: 8192,
+            max_expanded_frames: 500_000_000,
+            max_function_cells: 16_000_000,
+        }
     }
 }
 
@@ -97,6 +131,18 @@ pub enum DecodeError {
     /// No sample at all.
     #[error("profile has no samples")]
     NoSamples,
+    /// Over one of the [`Limits`] (other than the byte limit).
+    #[error("profile is over the limit {limit} = {max} ({value} {what})")]
+    OverLimit {
+        /// The limit's name (its setting in `[limits]`).
+        limit: &'static str,
+        /// What was counted.
+        what: &'static str,
+        /// The profile's value.
+        value: u64,
+        /// The limit.
+        max: u64,
+    },
 }
 
 impl DecodeError {
@@ -114,6 +160,7 @@ impl DecodeError {
             DecodeError::StringIndex { .. } | DecodeError::StringTable => "bad_string_table",
             DecodeError::ValueCount { .. } => "value_count",
             DecodeError::NoSamples => "no_samples",
+            DecodeError::OverLimit { .. } => "over_limit",
         }
     }
 }
@@ -227,11 +274,16 @@ pub fn inflate(data: Bytes, limits: &Limits) -> Result<Bytes, DecodeError> {
 /// Decodes gzip-compressed or raw protobuf pprof data (detected by magic bytes) and validates it.
 pub fn decode(data: impl Into<Bytes>, limits: &Limits) -> Result<Profile, DecodeError> {
     let pb = inflate(data.into(), limits)?;
-    decode_protobuf(pb)
+    decode_protobuf_with(pb, limits)
 }
 
-/// Decodes raw (already inflated) protobuf bytes and validates them.
+/// Decodes raw (already inflated) protobuf bytes and validates them, with the default limits.
 pub fn decode_protobuf(pb: Bytes) -> Result<Profile, DecodeError> {
+    decode_protobuf_with(pb, &Limits::default())
+}
+
+/// Decodes raw (already inflated) protobuf bytes and validates them against `limits`.
+pub fn decode_protobuf_with(pb: Bytes, limits: &Limits) -> Result<Profile, DecodeError> {
     let decoded_bytes = pb.len();
     let raw = proto::Profile::decode(pb).map_err(|e| {
         let msg = e.to_string();
@@ -241,7 +293,56 @@ pub fn decode_protobuf(pb: Bytes) -> Result<Profile, DecodeError> {
             DecodeError::NotProfile(msg)
         }
     })?;
-    validate(raw, decoded_bytes)
+    check_counts(&raw, limits)?;
+    let profile = validate(raw, decoded_bytes)?;
+    check_work(&profile, limits)?;
+    Ok(profile)
+}
+
+fn over(limit: &'static str, what: &'static str, value: u64, max: u64) -> Result<(), DecodeError> {
+    if value > max {
+        Err(DecodeError::OverLimit { limit, what, value, max })
+    } else {
+        Ok(())
+    }
+}
+
+/// The table sizes, checked before anything walks them.
+fn check_counts(raw: &proto::Profile, l: &Limits) -> Result<(), DecodeError> {
+    over("max_samples", "samples", raw.sample.len() as u64, l.max_samples as u64)?;
+    over("max_locations", "locations", raw.location.len() as u64, l.max_locations as u64)?;
+    over("max_functions", "functions", raw.function.len() as u64, l.max_functions as u64)?;
+    over("max_strings", "strings", raw.string_table.len() as u64, l.max_strings as u64)?;
+    over("max_sample_types", "sample types", raw.sample_type.len() as u64, l.max_sample_types as u64)?;
+    // Every function (and at most one name per mapping) becomes a node with a cell per type.
+    let nodes = (raw.function.len() + raw.mapping.len() + 1) as u64;
+    over("max_function_cells", "function × sample type cells", nodes.saturating_mul(raw.sample_type.len() as u64), l.max_function_cells)?;
+    for loc in &raw.location {
+        over("max_lines_per_location", "lines in one location", loc.line.len() as u64, l.max_lines_per_location as u64)?;
+    }
+    Ok(())
+}
+
+/// The work explode would do, counted before it does it: stack depth and frame visits.
+fn check_work(p: &Profile, l: &Limits) -> Result<(), DecodeError> {
+    let lines: Vec<u64> = p.raw.location.iter().map(|loc| loc.line.len().max(1) as u64).collect();
+    let mut frames: u64 = 0;
+    for s in &p.raw.sample {
+        over("max_stack_depth", "locations on one stack", s.location_id.len() as u64, l.max_stack_depth as u64)?;
+        for &id in &s.location_id {
+            // Validated: every id resolves.
+            frames += p.locations.get(id).map_or(1, |i| lines[i]);
+        }
+        if frames > l.max_expanded_frames {
+            return over(
+                "max_expanded_frames",
+                "frame visits (Σ over samples of the lines of each location)",
+                frames,
+                l.max_expanded_frames,
+            );
+        }
+    }
+    Ok(())
 }
 
 fn validate(raw: proto::Profile, decoded_bytes: usize) -> Result<Profile, DecodeError> {

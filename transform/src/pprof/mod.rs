@@ -6,4 +6,4 @@ pub mod decode;
 #[allow(missing_docs)]
 pub mod proto;
 
-pub use decode::{decode, decode_protobuf, inflate, is_gzip, DecodeError, Limits, Profile, SampleType};
+pub use decode::{decode, decode_protobuf, decode_protobuf_with, inflate, is_gzip, DecodeError, Limits, Profile, SampleType};
