@@ -89,11 +89,54 @@ fn gzip_bomb_stops_at_the_limit() {
     let zeros = vec![0u8; 64 << 20];
     let bomb = gz(&zeros);
     assert!(bomb.len() < 1 << 20);
-    let limits = Limits { max_decompressed_bytes: 1 << 20 };
+    let limits = Limits { max_decompressed_bytes: 1 << 20, ..Default::default() };
     match decode(bomb, &limits) {
         Err(e @ DecodeError::TooLarge { .. }) => assert_eq!(e.kind(), "over_limit"),
         other => panic!("{other:?}"),
     }
     let raw = minimal().encode_to_vec();
-    assert!(matches!(decode(raw.clone(), &Limits { max_decompressed_bytes: raw.len() - 1 }), Err(DecodeError::TooLarge { .. })));
+    assert!(matches!(decode(raw.clone(), &Limits { max_decompressed_bytes: raw.len() - 1, ..Default::default() }), Err(DecodeError::TooLarge { .. })));
+}
+
+/// Each work limit stops its hostile shape before explode, and the error names the limit.
+#[test]
+fn work_limits_name_the_limit_they_stop() {
+    let over = |p: proto::Profile, limits: Limits, want: &str| {
+        match decode(p.encode_to_vec(), &limits) {
+            Err(e @ DecodeError::OverLimit { limit, .. }) => {
+                assert_eq!(limit, want);
+                assert_eq!(e.kind(), "over_limit");
+                assert!(e.to_string().contains(want), "{e}");
+            }
+            Ok(_) => panic!("{want}: expected OverLimit, the profile decoded"),
+            Err(e) => panic!("{want}: expected OverLimit, got {e}"),
+        }
+    };
+    // One location with 5,000 inlined lines, 21 samples at depth 5,000: 525 M frame visits.
+    let mut quadratic = minimal();
+    quadratic.location[0].line = vec![proto::Line { function_id: 1, ..Default::default() }; 5000];
+    quadratic.sample = vec![proto::Sample { location_id: vec![1; 5000], value: vec![1], label: vec![] }; 21];
+    over(quadratic.clone(), Limits::default(), "max_lines_per_location");
+    over(quadratic.clone(), Limits { max_lines_per_location: 10_000, ..Default::default() }, "max_expanded_frames");
+    over(quadratic.clone(), Limits { max_lines_per_location: 10_000, max_stack_depth: 100, ..Default::default() }, "max_stack_depth");
+    // Many samples, sample types, strings, functions, locations.
+    let mut many = minimal();
+    many.sample = vec![proto::Sample { location_id: vec![1], value: vec![0], label: vec![] }; 1000];
+    over(many, Limits { max_samples: 999, ..Default::default() }, "max_samples");
+    let mut wide = minimal();
+    wide.sample_type = vec![proto::ValueType { r#type: 1, unit: 2 }; 70_000];
+    wide.sample[0].value = vec![1; 70_000];
+    over(wide, Limits::default(), "max_sample_types");
+    let mut strings = minimal();
+    strings.string_table.extend(std::iter::repeat_n(Bytes::from_static(b"x"), 100));
+    over(strings, Limits { max_strings: 50, ..Default::default() }, "max_strings");
+    let mut funcs = minimal();
+    funcs.function = (1..=100).map(|id| proto::Function { id, name: 3, ..Default::default() }).collect();
+    over(funcs.clone(), Limits { max_functions: 99, ..Default::default() }, "max_functions");
+    over(funcs, Limits { max_function_cells: 50, ..Default::default() }, "max_function_cells");
+    let mut locs = minimal();
+    locs.location = (1..=100).map(|id| proto::Location { id, line: vec![proto::Line { function_id: 1, ..Default::default() }], ..Default::default() }).collect();
+    over(locs, Limits { max_locations: 99, ..Default::default() }, "max_locations");
+    // Within every limit, the same shapes decode.
+    assert!(decode(minimal().encode_to_vec(), &Limits::default()).is_ok());
 }

@@ -285,6 +285,8 @@ pub fn decode_protobuf(pb: Bytes) -> Result<Profile, DecodeError> {
 /// Decodes raw (already inflated) protobuf bytes and validates them against `limits`.
 pub fn decode_protobuf_with(pb: Bytes, limits: &Limits) -> Result<Profile, DecodeError> {
     let decoded_bytes = pb.len();
+    // The counts first, on the bytes: nothing is allocated for a profile over a count limit.
+    super::prescan::check(&pb, limits)?;
     let raw = proto::Profile::decode(pb).map_err(|e| {
         let msg = e.to_string();
         if msg.contains("buffer underflow") || msg.contains("unexpected end") {
@@ -293,7 +295,6 @@ pub fn decode_protobuf_with(pb: Bytes, limits: &Limits) -> Result<Profile, Decod
             DecodeError::NotProfile(msg)
         }
     })?;
-    check_counts(&raw, limits)?;
     let profile = validate(raw, decoded_bytes)?;
     check_work(&profile, limits)?;
     Ok(profile)
@@ -305,22 +306,6 @@ fn over(limit: &'static str, what: &'static str, value: u64, max: u64) -> Result
     } else {
         Ok(())
     }
-}
-
-/// The table sizes, checked before anything walks them.
-fn check_counts(raw: &proto::Profile, l: &Limits) -> Result<(), DecodeError> {
-    over("max_samples", "samples", raw.sample.len() as u64, l.max_samples as u64)?;
-    over("max_locations", "locations", raw.location.len() as u64, l.max_locations as u64)?;
-    over("max_functions", "functions", raw.function.len() as u64, l.max_functions as u64)?;
-    over("max_strings", "strings", raw.string_table.len() as u64, l.max_strings as u64)?;
-    over("max_sample_types", "sample types", raw.sample_type.len() as u64, l.max_sample_types as u64)?;
-    // Every function (and at most one name per mapping) becomes a node with a cell per type.
-    let nodes = (raw.function.len() + raw.mapping.len() + 1) as u64;
-    over("max_function_cells", "function × sample type cells", nodes.saturating_mul(raw.sample_type.len() as u64), l.max_function_cells)?;
-    for loc in &raw.location {
-        over("max_lines_per_location", "lines in one location", loc.line.len() as u64, l.max_lines_per_location as u64)?;
-    }
-    Ok(())
 }
 
 /// The work explode would do, counted before it does it: stack depth and frame visits.

@@ -2,6 +2,7 @@
 //! cross-referenced form ([`Profile`], via [`decode`]). No semantics here.
 
 pub mod decode;
+mod prescan;
 // The wire schema mirrors `profile.proto` field for field; its comments are the documentation.
 #[allow(missing_docs)]
 pub mod proto;
