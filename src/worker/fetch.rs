@@ -121,6 +121,12 @@ pub async fn fetch(s3: &aws_sdk_s3::Client, w: &Wanted<'_>, limit: u64) -> Resul
     }
     let metadata = resp.metadata().cloned().unwrap_or_default();
     let etag = resp.e_tag().map(|e| e.trim_matches('"').to_string());
+    // Not every S3-compatible store honours If-Match: compare what came back, too.
+    if let (Some(want), Some(got)) = (w.etag.filter(|e| !e.is_empty()), etag.as_deref()) {
+        if w.version_id.is_none() && want != got {
+            return Err(FetchError::Changed { bucket: bucket.into(), key: key.into(), etag: want.into() });
+        }
+    }
     let version_id = resp.version_id().map(str::to_string);
     let capacity = resp.content_length().unwrap_or(0).clamp(0, limit as i64) as usize;
     let mut body = resp.body;

@@ -5,6 +5,7 @@
 
 pub mod clickhouse;
 pub mod goservice;
+pub mod hostile;
 pub mod kafka;
 pub mod oracle;
 pub mod paths;

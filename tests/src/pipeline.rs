@@ -75,6 +75,12 @@ impl Pipeline {
     /// Starts ClickHouse, Kafka (topics [`TOPIC`] with [`PARTITIONS`] partitions and [`DLQ`]) and
     /// S3 (bucket [`BUCKET`]), and runs `pprofhouse migrate`.
     pub fn start() -> Result<Pipeline> {
+        Self::start_with_env(&[])
+    }
+
+    /// Like [`start`](Self::start), with settings for every `pprofhouse` process (the
+    /// migration included, so retention settings apply to the schema).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Result<Pipeline> {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let ch = LocalClickHouse::start().context("start the local ClickHouse (infra/local/install clickhouse)")?;
         let kafka = LocalKafka::start().context("start tansu (infra/local/install kafka)")?;
@@ -91,6 +97,9 @@ impl Pipeline {
             seq: AtomicUsize::new(0),
             rt,
         };
+        for (k, v) in env {
+            p.set_env(k, v);
+        }
         p.create_topics()?;
         let out = p.run(&["migrate"], Duration::from_secs(120))?;
         if !out.status.success() {

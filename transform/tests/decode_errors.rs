@@ -95,22 +95,23 @@ fn gzip_bomb_stops_at_the_limit() {
         other => panic!("{other:?}"),
     }
     let raw = minimal().encode_to_vec();
-    assert!(matches!(decode(raw.clone(), &Limits { max_decompressed_bytes: raw.len() - 1, ..Default::default() }), Err(DecodeError::TooLarge { .. })));
+    assert!(matches!(
+        decode(raw.clone(), &Limits { max_decompressed_bytes: raw.len() - 1, ..Default::default() }),
+        Err(DecodeError::TooLarge { .. })
+    ));
 }
 
 /// Each work limit stops its hostile shape before explode, and the error names the limit.
 #[test]
 fn work_limits_name_the_limit_they_stop() {
-    let over = |p: proto::Profile, limits: Limits, want: &str| {
-        match decode(p.encode_to_vec(), &limits) {
-            Err(e @ DecodeError::OverLimit { limit, .. }) => {
-                assert_eq!(limit, want);
-                assert_eq!(e.kind(), "over_limit");
-                assert!(e.to_string().contains(want), "{e}");
-            }
-            Ok(_) => panic!("{want}: expected OverLimit, the profile decoded"),
-            Err(e) => panic!("{want}: expected OverLimit, got {e}"),
+    let over = |p: proto::Profile, limits: Limits, want: &str| match decode(p.encode_to_vec(), &limits) {
+        Err(e @ DecodeError::OverLimit { limit, .. }) => {
+            assert_eq!(limit, want);
+            assert_eq!(e.kind(), "over_limit");
+            assert!(e.to_string().contains(want), "{e}");
         }
+        Ok(_) => panic!("{want}: expected OverLimit, the profile decoded"),
+        Err(e) => panic!("{want}: expected OverLimit, got {e}"),
     };
     // One location with 5,000 inlined lines, 21 samples at depth 5,000: 525 M frame visits.
     let mut quadratic = minimal();
@@ -135,7 +136,9 @@ fn work_limits_name_the_limit_they_stop() {
     over(funcs.clone(), Limits { max_functions: 99, ..Default::default() }, "max_functions");
     over(funcs, Limits { max_function_cells: 50, ..Default::default() }, "max_function_cells");
     let mut locs = minimal();
-    locs.location = (1..=100).map(|id| proto::Location { id, line: vec![proto::Line { function_id: 1, ..Default::default() }], ..Default::default() }).collect();
+    locs.location = (1..=100)
+        .map(|id| proto::Location { id, line: vec![proto::Line { function_id: 1, ..Default::default() }], ..Default::default() })
+        .collect();
     over(locs, Limits { max_locations: 99, ..Default::default() }, "max_locations");
     // Within every limit, the same shapes decode.
     assert!(decode(minimal().encode_to_vec(), &Limits::default()).is_ok());
