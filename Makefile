@@ -4,15 +4,20 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test build release bench bench-explode bench-fleet bench-pipeline vs-pprof check-explode down fuzz
+.PHONY: demo test lint build release bench bench-explode bench-fleet bench-pipeline vs-pprof check-explode down fuzz
 
 demo: release
 	infra/local/demo
 
-test:
+test: lint
 	infra/local/install all
 	$(CARGO) build --bin pprofhouse
 	$(CARGO) test --workspace --no-fail-fast
+
+# Style and lints: one rustfmt.toml, clippy with warnings as errors.
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 build:
 	$(CARGO) build --bin pprofhouse

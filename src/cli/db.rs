@@ -76,7 +76,7 @@ pub fn load(a: LoadArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let s = Settings::load(config, &a.settings)?;
     let limits = s.limits;
     let rt = runtime()?;
-    let writer = Writer::new(s.clickhouse.client(), s.sink.clone());
+    let writer = Writer::new(s.clickhouse.client(), s.sink.clone()).with_cluster(s.clickhouse.cluster.clone());
     let now_ms = chrono::Utc::now().timestamp_millis();
     let mut batch: Batch<&Path> = Batch::default();
     let mut failed = false;
@@ -152,12 +152,15 @@ fn write_batch(rt: &tokio::runtime::Runtime, writer: &Writer, batch: Batch<&Path
             Err(anyhow::Error::new(e).context("ClickHouse is unavailable; nothing of this batch was stored, run load again"))
         }
         Err(_) => {
+            // A batch can fail after some tables took it: remove that first, then file by file.
+            rt.block_on(writer.discard(batch.records())).context("removing the rows of a rejected batch")?;
             let mut failed = false;
             for (rec, path) in batch.records().iter().zip(batch.tags()) {
                 match rt.block_on(writer.write(std::slice::from_ref(rec))) {
                     Ok(s) => add(total, s),
                     Err(e) => {
                         failed = true;
+                        rt.block_on(writer.discard(std::slice::from_ref(rec))).context("removing the rows of a rejected profile")?;
                         eprintln!("pprofhouse: {}: ClickHouse rejects it: {e}", path.display());
                     }
                 }

@@ -124,34 +124,74 @@ impl FlushTask {
                     total.rows += stats.rows;
                     total.bytes += stats.bytes;
                 }
-                Err(e) if part.len() == 1 => {
-                    let tag = &tags[lo];
-                    let failure = Failure::Rejected(e.to_string());
-                    tracing::warn!(bucket = %tag.object.bucket, key = %tag.object.key, error = %e, "ClickHouse rejects this profile; dead-lettering it");
-                    if !send_dead_letter(
-                        &self.producer,
-                        &self.metrics,
-                        &self.health,
-                        &self.retry,
-                        stop,
-                        tag.object.clone(),
-                        &failure,
-                        &tag.message,
-                    )
-                    .await
-                    {
-                        anyhow::bail!("stopped before a dead letter was sent; its message will be replayed");
-                    }
-                }
                 Err(e) => {
-                    tracing::warn!(error = %e, profiles = part.len(), "ClickHouse rejects the batch; splitting it to isolate the bad profiles");
-                    let mid = lo + part.len() / 2;
-                    todo.push((mid, hi));
-                    todo.push((lo, mid));
+                    // What the failed attempt left in the first-level tables goes first, so the
+                    // halves (or the dead letter) start from nothing.
+                    match self
+                        .retry
+                        .run(
+                            "clickhouse_discard",
+                            &self.metrics,
+                            stop,
+                            |e: &pprofhouse_sql::Error| e.is_transient(),
+                            || writer.discard(part),
+                        )
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(Retried::Interrupted) => anyhow::bail!("stopped before the batch was stored; its messages will be replayed"),
+                        Err(Retried::Permanent(d) | Retried::Exhausted(d)) => {
+                            self.health.set_stalled(true);
+                            anyhow::bail!("cannot remove the rows of a rejected batch before splitting it ({d}); stopping so its messages are replayed");
+                        }
+                    }
+                    self.split_or_dead_letter(e, lo, hi, part, tags, &mut todo, stop).await?;
                 }
             }
         }
         Ok(total)
+    }
+
+    /// After a permanent rejection of `records[lo..hi]`: split it, or dead-letter its one profile.
+    #[allow(clippy::too_many_arguments)]
+    async fn split_or_dead_letter(
+        &self,
+        e: pprofhouse_sql::Error,
+        lo: usize,
+        hi: usize,
+        part: &[ProfileRecord],
+        tags: &[Tag],
+        todo: &mut Vec<(usize, usize)>,
+        stop: &watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        match part.len() {
+            1 => {
+                let tag = &tags[lo];
+                let failure = Failure::Rejected(e.to_string());
+                tracing::warn!(bucket = %tag.object.bucket, key = %tag.object.key, error = %e, "ClickHouse rejects this profile; dead-lettering it");
+                if !send_dead_letter(
+                    &self.producer,
+                    &self.metrics,
+                    &self.health,
+                    &self.retry,
+                    stop,
+                    tag.object.clone(),
+                    &failure,
+                    &tag.message,
+                )
+                .await
+                {
+                    anyhow::bail!("stopped before a dead letter was sent; its message will be replayed");
+                }
+            }
+            _ => {
+                tracing::warn!(error = %e, profiles = part.len(), "ClickHouse rejects the batch; splitting it to isolate the bad profiles");
+                let mid = lo + part.len() / 2;
+                todo.push((mid, hi));
+                todo.push((lo, mid));
+            }
+        }
+        Ok(())
     }
 }
 

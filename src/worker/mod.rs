@@ -160,7 +160,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
 
     let sink_cfg = o.sink.clone();
     let concurrency = cfg.concurrency.max(1);
-    let mut writer = Some(Writer::new(o.clickhouse.client(), sink_cfg.clone()));
+    let mut writer = Some(Writer::new(o.clickhouse.client(), sink_cfg.clone()).with_cluster(o.clickhouse.cluster.clone()));
     let mut batch: Batch<Tag> = Batch::default();
     // Offsets of the messages whose records are in `batch` (or that produced none).
     let mut pending = Pending::new();

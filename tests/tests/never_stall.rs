@@ -160,10 +160,31 @@ fn profile_named(name: &str, value: i64) -> Vec<u8> {
 }
 
 #[test]
-fn a_profile_clickhouse_rejects_for_good_is_dead_lettered_alone() {
+fn a_profile_a_first_level_table_rejects_for_good_is_dead_lettered_alone() {
+    rejected_profile_is_isolated("function_values");
+}
+
+/// The rollups sit behind `function_values`: when they refuse, `function_values` has already
+/// taken the batch, and that must be undone before the batch is split.
+#[test]
+fn a_profile_a_rollup_rejects_for_good_is_dead_lettered_alone() {
+    rejected_profile_is_isolated("function_values_daily");
+}
+
+/// Sums of flat per function in the raw rows and in the daily rollup.
+fn raw_and_daily(p: &Pipeline) -> (Vec<(String, i64)>, Vec<(String, i64)>) {
+    let q = |t: &str| format!("SELECT toString(function), toInt64(sum(flat)) FROM {t} GROUP BY function ORDER BY 1");
+    (
+        p.block_on(p.client().query(&q("function_values")).fetch_all()).unwrap(),
+        p.block_on(p.client().query(&q("function_values_daily")).fetch_all()).unwrap(),
+    )
+}
+
+fn rejected_profile_is_isolated(table: &str) {
     let p = Pipeline::start().unwrap();
     // ClickHouse itself refuses one profile's rows: a constraint, as a schema might have.
-    p.block_on(p.client().query("ALTER TABLE function_values ADD CONSTRAINT no_poison CHECK function != 'main.poison'").execute()).unwrap();
+    p.block_on(p.client().query(&format!("ALTER TABLE {table} ADD CONSTRAINT no_poison CHECK function != 'main.poison'")).execute())
+        .unwrap();
     let t0 = now() - chrono::Duration::minutes(20);
     let mut keys = Vec::new();
     let mut good_rows = 0;
@@ -189,6 +210,42 @@ fn a_profile_clickhouse_rejects_for_good_is_dead_lettered_alone() {
     assert_eq!(dead[0]["error_kind"], "rejected");
     assert_eq!(dead[0]["object"]["key"].as_str(), Some(keys[3].as_str()));
     assert!(dead[0]["reason"].as_str().unwrap().contains("no_poison"), "the reason is ClickHouse's error: {}", dead[0]);
+    let (raw, daily) = raw_and_daily(&p);
+    assert_eq!(raw.len(), 5, "{raw:?}");
+    assert_eq!(raw, daily, "the rollup holds exactly the raw rows: nothing doubled, nothing left of the poison");
+}
+
+/// The fault the write path must survive: one table's insert fails after another's committed
+/// (the daily rollup refuses while `function_values` already took the block). Nothing may be
+/// marked stored; after the fault is gone, the replay stores everything exactly once.
+#[test]
+fn a_view_failing_after_another_committed_loses_and_doubles_nothing_after_replay() {
+    let p = Pipeline::start().unwrap();
+    let files: Vec<String> = ["go-workload-cpu.pb.gz", "go-cpu-labels.pb.gz", "go-workload-heap.pb.gz"]
+        .iter()
+        .map(|f| fixtures().join(f).display().to_string())
+        .collect();
+    let rows: u64 = files.iter().map(|f| function_rows(&std::fs::read(f).unwrap())).sum();
+    let at = (now() - chrono::Duration::hours(2)).to_rfc3339();
+    let load = || {
+        let mut args = vec!["load", "--service", "fault", "--type", "cpu", "--time", &at];
+        args.extend(files.iter().map(String::as_str));
+        p.run(&args, Duration::from_secs(120)).unwrap()
+    };
+    p.block_on(p.client().query("ALTER TABLE function_values_daily ADD CONSTRAINT broken CHECK profiles = 0").execute()).unwrap();
+    let out = load();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!((p.profile_count().unwrap(), p.count("function_values").unwrap()), (0, 0), "nothing marked, nothing left behind");
+    p.block_on(p.client().query("ALTER TABLE function_values_daily DROP CONSTRAINT broken").execute()).unwrap();
+    // The replay, twice: the second changes nothing.
+    for n in 0..2 {
+        let out = load();
+        assert_ok(&out, "replay");
+        assert_eq!(p.profile_count().unwrap(), 3, "replay {n}");
+        assert_eq!(p.count("function_values").unwrap(), rows, "replay {n}: no duplicate or missing raw rows");
+        let (raw, daily) = raw_and_daily(&p);
+        assert_eq!(raw, daily, "replay {n}: the rollup equals the raw rows");
+    }
 }
 
 #[test]

@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_rollups"),
     migration!(5, "0005_ingest"),
     migration!(6, "0006_distributed"),
+    migration!(7, "0007_marker_last"),
 ];
 
 /// Retention per table family, in days.

@@ -1,4 +1,13 @@
-//! Writing batches: the processed-profile check, then one `INSERT INTO ingest`.
+//! Writing batches: the processed-profile check, the data through `ingest`, then the
+//! processed markers in `profiles`, last.
+//!
+//! Both inserts carry an `insert_deduplication_token` derived from the batch's profile ids, so
+//! retrying a batch that failed half-way (ClickHouse does not make an insert atomic across
+//! materialized views) completes it without doubling anything: tables that hold its block skip
+//! it, the others get it. Before a failed batch is split into different batches, [`Writer::discard`]
+//! removes what the failed attempt may have left in the first-level tables (a failure in a view
+//! aborts that view and its siblings, never the level above; the rollups sit one level below
+//! `function_values`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -21,6 +30,67 @@ impl Serialize for B<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(self.0)
     }
+}
+
+/// One `profiles` row: the processed marker, written after the data.
+#[derive(Row, Serialize)]
+struct MarkerRow<'a> {
+    #[serde(with = "clickhouse::serde::uuid")]
+    profile_id: Uuid,
+    ts: i64,
+    service: &'a str,
+    profile_type: &'a str,
+    labels: Vec<(&'a str, &'a str)>,
+    duration_ns: i64,
+    period_type: String,
+    period: i64,
+    sample_types: Vec<String>,
+    totals: &'a [i64],
+    default_sample_type: String,
+    sample_count: u64,
+    label_keys: &'a [String],
+    source_bucket: &'a str,
+    source_key: &'a str,
+    source_etag: &'a str,
+    source_size: u64,
+    decoded_bytes: u64,
+}
+
+/// The marker of a profile: its facts and where it came from.
+fn marker_row(rec: &ProfileRecord) -> MarkerRow<'_> {
+    let f = &rec.exploded.facts;
+    MarkerRow {
+        profile_id: rec.id,
+        ts: rec.ts_ms,
+        service: &rec.meta.service,
+        profile_type: &rec.meta.profile_type,
+        labels: rec.meta.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+        duration_ns: f.duration_nanos,
+        period_type: f.period_type.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+        period: f.period,
+        sample_types: f.sample_types.iter().map(|t| t.to_string()).collect(),
+        totals: &f.totals,
+        default_sample_type: f.sample_types.get(f.default_sample_type).map(|t| t.to_string()).unwrap_or_default(),
+        sample_count: f.sample_count,
+        label_keys: &f.label_keys,
+        source_bucket: &rec.source.bucket,
+        source_key: &rec.source.key,
+        source_etag: &rec.source.etag,
+        source_size: rec.source.size,
+        decoded_bytes: f.decoded_bytes,
+    }
+}
+
+/// The deduplication token of a batch: xxh3-128 of its sorted profile ids. The same profiles
+/// give the same token, whatever their order.
+pub fn batch_token(ids: impl Iterator<Item = Uuid>) -> String {
+    let mut ids: Vec<Uuid> = ids.collect();
+    ids.sort_unstable();
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for id in &ids {
+        h.update(id.as_bytes());
+    }
+    format!("pprofhouse-{:032x}", h.digest128())
 }
 
 #[derive(Row, Serialize)]
@@ -82,25 +152,26 @@ fn ingest_row<'a>(rec: &'a ProfileRecord, with_stacks: bool, known: &HashSet<u64
             st_values.push(&s.values[..]);
         }
     }
+    let m = marker_row(rec);
     IngestRow {
-        profile_id: rec.id,
-        ts: rec.ts_ms,
-        service: &rec.meta.service,
-        profile_type: &rec.meta.profile_type,
-        labels: rec.meta.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
-        duration_ns: f.duration_nanos,
-        period_type: f.period_type.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-        period: f.period,
-        sample_types: f.sample_types.iter().map(|t| t.to_string()).collect(),
-        totals: &f.totals,
-        default_sample_type: f.sample_types.get(f.default_sample_type).map(|t| t.to_string()).unwrap_or_default(),
-        sample_count: f.sample_count,
-        label_keys: &f.label_keys,
-        source_bucket: &rec.source.bucket,
-        source_key: &rec.source.key,
-        source_etag: &rec.source.etag,
-        source_size: rec.source.size,
-        decoded_bytes: f.decoded_bytes,
+        profile_id: m.profile_id,
+        ts: m.ts,
+        service: m.service,
+        profile_type: m.profile_type,
+        labels: m.labels,
+        duration_ns: m.duration_ns,
+        period_type: m.period_type,
+        period: m.period,
+        sample_types: m.sample_types,
+        totals: m.totals,
+        default_sample_type: m.default_sample_type,
+        sample_count: m.sample_count,
+        label_keys: m.label_keys,
+        source_bucket: m.source_bucket,
+        source_key: m.source_key,
+        source_etag: m.source_etag,
+        source_size: m.source_size,
+        decoded_bytes: m.decoded_bytes,
         fn_type,
         fn_name,
         fn_flat,
@@ -120,17 +191,74 @@ pub struct Writer {
     client: clickhouse::Client,
     cfg: SinkConfig,
     known_stacks: Mutex<HashMap<u64, Instant>>,
+    cluster: Option<String>,
 }
 
 impl Writer {
     /// A writer to `client` with `cfg`.
     pub fn new(client: clickhouse::Client, cfg: SinkConfig) -> Self {
-        Writer { client, cfg, known_stacks: Mutex::new(HashMap::new()) }
+        Writer { client, cfg, known_stacks: Mutex::new(HashMap::new()), cluster: None }
     }
 
     /// Its settings.
     pub fn config(&self) -> &SinkConfig {
         &self.cfg
+    }
+
+    /// The records whose profiles are not stored yet (repeats within `records` once).
+    async fn fresh<'r>(&self, records: &'r [ProfileRecord]) -> Result<Vec<&'r ProfileRecord>, Error> {
+        let existing = existing_ids(&self.client, records.iter().map(|r| r.id)).await?;
+        let mut seen = HashSet::new();
+        Ok(records.iter().filter(|r| !existing.contains(&r.id) && seen.insert(r.id)).collect())
+    }
+
+    /// The deduplication token of a write of `fresh`: [`batch_token`], in the generation after
+    /// the last discarded one.
+    async fn token(&self, fresh: &[&ProfileRecord]) -> Result<String, Error> {
+        let base = batch_token(fresh.iter().map(|r| r.id));
+        let discarded: u64 =
+            self.client.query("SELECT count() FROM sink_discards FINAL WHERE startsWith(token, ?)").bind(&base).fetch_one().await?;
+        Ok(if discarded == 0 { base } else { format!("{base}/{discarded}") })
+    }
+
+    /// In cluster mode [`Writer::discard`] deletes from the `_local` tables on every node.
+    pub fn with_cluster(mut self, cluster: Option<String>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Removes what a failed write of these profiles may have left in the first-level tables
+    /// (`function_values`, `stack_values`; `stacks` holds content keyed by hash and needs no
+    /// undoing). Called before a failed batch is split, so the halves start from nothing.
+    pub async fn discard(&self, records: &[ProfileRecord]) -> Result<(), Error> {
+        let fresh = self.fresh(records).await?;
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        // The token goes first: a write of these profiles after this point uses a new one, so
+        // no table takes the removed rows' block for a duplicate.
+        let token = self.token(&fresh).await?;
+        self.client.query("INSERT INTO sink_discards (token) VALUES (?)").bind(&token).execute().await?;
+        let ids: Vec<String> = fresh.iter().map(|r| r.id.to_string()).collect();
+        let (lo, hi) = fresh.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| (lo.min(r.ts_ms), hi.max(r.ts_ms)));
+        let (suffix, on_cluster) = match &self.cluster {
+            Some(c) => ("_local", format!(" ON CLUSTER {}", crate::schema::quote_ident(c))),
+            None => ("", String::new()),
+        };
+        for table in ["function_values", "stack_values"] {
+            for chunk in ids.chunks(4096) {
+                self.client
+                    .query(&format!(
+                        "DELETE FROM {table}{suffix}{on_cluster} WHERE ts >= fromUnixTimestamp64Milli(?) AND ts <= fromUnixTimestamp64Milli(?) AND toString(profile_id) IN ?"
+                    ))
+                    .bind(lo)
+                    .bind(hi)
+                    .bind(chunk)
+                    .execute()
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes `records`, skipping profiles already stored (and repeats within `records`).
@@ -139,14 +267,16 @@ impl Writer {
         if records.is_empty() {
             return Ok(FlushStats::default());
         }
-        let existing = existing_ids(&self.client, records.iter().map(|r| r.id)).await?;
-        let fresh: Vec<&ProfileRecord> = {
-            let mut seen = HashSet::new();
-            records.iter().filter(|r| !existing.contains(&r.id) && seen.insert(r.id)).collect()
-        };
+        let fresh = self.fresh(records).await?;
         let mut stats = FlushStats { duplicates: records.len() - fresh.len(), ..Default::default() };
         if !fresh.is_empty() {
-            let mut insert = self.client.insert::<IngestRow<'_>>("ingest").await?;
+            let token = self.token(&fresh).await?;
+            let client = self
+                .client
+                .clone()
+                .with_option("insert_deduplication_token", &token)
+                .with_option("deduplicate_blocks_in_dependent_materialized_views", "1");
+            let mut insert = client.insert::<IngestRow<'_>>("ingest").await?;
             let now = Instant::now();
             // Stacks written recently (their frames are already in `stacks`), decided up front.
             let known: HashSet<u64> = if self.cfg.stacks {
@@ -166,6 +296,12 @@ impl Writer {
                 stats.rows += row.fn_name.len();
             }
             insert.end().await?;
+            // The markers last: a profile is "stored" only once all of its data is.
+            let mut markers = client.insert::<MarkerRow<'_>>("profiles").await?;
+            for rec in &fresh {
+                markers.write(&marker_row(rec)).await?;
+            }
+            markers.end().await?;
             stats.inserted = fresh.len();
             stats.bytes = fresh.iter().map(|r| approx_bytes(r)).sum();
             if self.cfg.stacks {
