@@ -171,8 +171,11 @@ fn a_profile_a_rollup_rejects_for_good_is_dead_lettered_alone() {
     rejected_profile_is_isolated("function_values_daily");
 }
 
+/// Flat summed per function.
+type Sums = Vec<(String, i64)>;
+
 /// Sums of flat per function in the raw rows and in the daily rollup.
-fn raw_and_daily(p: &Pipeline) -> (Vec<(String, i64)>, Vec<(String, i64)>) {
+fn raw_and_daily(p: &Pipeline) -> (Sums, Sums) {
     let q = |t: &str| format!("SELECT toString(function), toInt64(sum(flat)) FROM {t} GROUP BY function ORDER BY 1");
     (
         p.block_on(p.client().query(&q("function_values")).fetch_all()).unwrap(),
