@@ -90,6 +90,10 @@ enum Event {
     Tick,
 }
 
+/// How long the consumer may go unpolled while every slot is busy before its partitions are
+/// paused (and polled), well within `max.poll.interval.ms`.
+const PAUSE_AFTER: Duration = Duration::from_secs(10);
+
 /// How long a flush keeps retrying after shutdown was asked for.
 const SHUTDOWN_GIVE_UP: Duration = Duration::from_secs(25);
 
@@ -171,6 +175,10 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut last_assign_note = Instant::now();
     let mut last_lag = Instant::now();
+    // Back-pressure pauses the assigned partitions instead of not polling: the consumer keeps
+    // its place in the group however long a write takes.
+    let mut paused = false;
+    let mut last_poll = Instant::now();
     let poll = Duration::from_millis(200);
     loop {
         // Revoked partitions: drop what we hold of them; their next owner replays it.
@@ -218,13 +226,33 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
 
         // Take a message while there is room (and the open batch is not far over budget
         // because ClickHouse is slow).
-        let can_take = !stopping && inflight.len() < concurrency && !batch.over(&sink_cfg, 2);
+        let full = batch.over(&sink_cfg, 2);
+        let can_take = !stopping && inflight.len() < concurrency && !full;
+        // Pause when the wait may be long (a full batch, or in-flight work that has not let us
+        // poll for a while), re-applied every time round since a rebalance may bring new
+        // partitions; resume as soon as messages can be taken again. Short waits for a free
+        // slot do not pause: pausing drops the prefetched messages.
+        let want_pause = !stopping && (full || (!can_take && last_poll.elapsed() > PAUSE_AFTER));
+        if want_pause || (paused && can_take) {
+            if let Ok(assignment) = consumer.assignment() {
+                let done = if want_pause { consumer.pause(&assignment) } else { consumer.resume(&assignment) };
+                match done {
+                    Ok(()) => paused = want_pause,
+                    Err(e) => tracing::warn!(error = %e, "pausing or resuming the partitions failed"),
+                }
+            }
+        }
+        if can_take || paused {
+            last_poll = Instant::now();
+        }
         let wait = batch.deadline(&sink_cfg).map(|d| d.saturating_duration_since(Instant::now())).unwrap_or(poll).min(poll);
         let event = tokio::select! {
             biased;
             f = async { flight.as_mut().expect("guarded").await }, if flight.is_some() => Event::Flushed(f.map(Box::new)),
-            h = async { (&mut inflight.front_mut().expect("guarded").handle).await }, if !inflight.is_empty() => Event::Handled(h),
-            m = async { consumer.recv().await.map(|m| m.detach()) }, if can_take => Event::Message(m),
+            // A full batch takes no more results until it is written (a batch never spans more
+            // days than `max_days`, whatever is in flight).
+            h = async { (&mut inflight.front_mut().expect("guarded").handle).await }, if !inflight.is_empty() && !full => Event::Handled(h),
+            m = async { consumer.recv().await.map(|m| m.detach()) }, if can_take || paused => Event::Message(m),
             _ = tokio::time::sleep(wait) => Event::Tick,
             _ = shutdown.changed(), if !stopping => Event::Tick,
         };
