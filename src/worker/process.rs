@@ -124,6 +124,6 @@ impl Processor {
 /// Decode and explode one fetched object.
 fn transform(data: Bytes, limits: &Limits, stacks: bool, meta: ProfileMeta, source: &SourceRef) -> Result<ProfileRecord, Failure> {
     let profile = pprof::decode(data, limits)?;
-    let exploded = explode(&profile, ExplodeOptions { stacks, inline_marks: false });
+    let exploded = explode(&profile, ExplodeOptions { stacks, inline_marks: false, ..Default::default() });
     Ok(ProfileRecord::new(meta, Origin::Object(source), exploded))
 }

@@ -27,5 +27,7 @@
 pub mod explode;
 pub mod pprof;
 pub mod report;
+pub mod symbolize;
 
 pub use explode::{explode, ExplodeOptions, Exploded, FunctionRow, InlineMark, ProfileFacts, Stack};
+pub use symbolize::{pprof_name, Demangle};

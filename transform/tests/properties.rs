@@ -110,7 +110,7 @@ proptest! {
     #[test]
     fn flat_cum_invariants_and_reference(g in gen()) {
         let profile = decode_protobuf(encode(&g)).unwrap();
-        let ex = explode(&profile, ExplodeOptions { stacks: true, inline_marks: true });
+        let ex = explode(&profile, ExplodeOptions { stacks: true, inline_marks: true, ..Default::default() });
         for t in 0..2 {
             let total: i64 = ex.facts.totals[t];
             let with_stack: i64 = g.samples.iter().filter(|s| !s.0.is_empty()).map(|s| if t == 0 { s.1 } else { s.2 }).sum();
@@ -155,7 +155,7 @@ proptest! {
         }
         bytes.truncate(cut.min(bytes.len()));
         if let Ok(p) = decode_protobuf(Bytes::from(bytes)) {
-            let _ = explode(&p, ExplodeOptions { stacks: true, inline_marks: true });
+            let _ = explode(&p, ExplodeOptions { stacks: true, inline_marks: true, ..Default::default() });
         }
     }
 }
