@@ -164,7 +164,7 @@ proptest! {
 fn stack_hashes_are_stable() {
     // One fixed stack: main → fib → fib (leaf), hashed from the names alone.
     let g = Gen { funcs: vec![0, 1], locs: vec![vec![1], vec![0]], samples: vec![(vec![0, 0, 1], 5, 1)] };
-    let ex = explode(&decode_protobuf(encode(&g)).unwrap(), ExplodeOptions { stacks: true, inline_marks: false });
+    let ex = explode(&decode_protobuf(encode(&g)).unwrap(), ExplodeOptions { stacks: true, inline_marks: false, ..Default::default() });
     assert_eq!(ex.stacks.len(), 1);
     let names: Vec<&[u8]> = ex.stacks[0].frames.iter().map(|&f| &ex.names[f as usize][..]).collect();
     assert_eq!(names, vec![&b"fib"[..], b"fib", b"main"]);
