@@ -84,7 +84,7 @@ pub fn load(a: LoadArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     for path in &a.files {
         let rec = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display())).and_then(|data| {
             let profile = pprof::decode(data.clone(), &limits).with_context(|| path.display().to_string())?;
-            let ex = explode(&profile, ExplodeOptions { stacks: s.sink.stacks, inline_marks: false });
+            let ex = explode(&profile, ExplodeOptions { stacks: s.sink.stacks, inline_marks: false, ..Default::default() });
             // The time: --time, else the profile's own, else now (a fallback value: never
             // part of the profile's id, so loading the file again changes nothing).
             let ms = a.time.or((ex.facts.time_nanos > 0).then_some(ex.facts.time_nanos / 1_000_000)).unwrap_or(now_ms);

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use pprofhouse_transform::explode::sort_rows;
 use pprofhouse_transform::report::{pprof_top_name, write_top_table, write_top_tsv, write_tsv_escaped, TopEntry};
-use pprofhouse_transform::{explode as explode_profile, pprof, ExplodeOptions, Exploded, FunctionRow};
+use pprofhouse_transform::{explode as explode_profile, pprof, Demangle, ExplodeOptions, Exploded, FunctionRow};
 
 use super::flags::LimitFlags;
 use super::settings::Settings;
@@ -32,6 +32,10 @@ pub struct ExplodeArgs {
     /// hold. `full`: the complete function name, the key pprofhouse stores in ClickHouse.
     #[arg(long, default_value = "pprof")]
     pub names: NameStyle,
+    /// How function names are demangled, as pprof's `-symbolize=demangle=`: `default`
+    /// (simplified: no parameters, no template arguments), `templates`, `full`, `none`.
+    #[arg(long, default_value = "default")]
+    pub demangle: DemangleMode,
     #[command(flatten)]
     pub limits: LimitFlags,
     /// pprof files (gzip or raw protobuf).
@@ -43,6 +47,25 @@ pub struct ExplodeArgs {
 pub enum NameStyle {
     Pprof,
     Full,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DemangleMode {
+    Default,
+    Templates,
+    Full,
+    None,
+}
+
+impl From<DemangleMode> for Demangle {
+    fn from(m: DemangleMode) -> Demangle {
+        match m {
+            DemangleMode::Default => Demangle::Default,
+            DemangleMode::Templates => Demangle::Templates,
+            DemangleMode::Full => Demangle::Full,
+            DemangleMode::None => Demangle::None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -65,6 +88,10 @@ pub struct TopArgs {
     /// `table` (like pprof -top, human units) or `tsv` (`function<TAB>flat<TAB>cum`, exact).
     #[arg(long, default_value = "table")]
     pub format: TopFormat,
+    /// How function names are demangled, as pprof's `-symbolize=demangle=`: `default`
+    /// (simplified: no parameters, no template arguments), `templates`, `full`, `none`.
+    #[arg(long, default_value = "default")]
+    pub demangle: DemangleMode,
     #[command(flatten)]
     pub limits: LimitFlags,
     /// pprof files; several are summed like `go tool pprof` merges them. Without files, `top`
@@ -110,7 +137,7 @@ pub fn explode(args: ExplodeArgs, config: Option<&Path>) -> anyhow::Result<ExitC
     let many = args.files.len() > 1;
     let mut failed = false;
     for path in &args.files {
-        let opts = ExplodeOptions { inline_marks: args.names == NameStyle::Pprof, ..Default::default() };
+        let opts = ExplodeOptions { inline_marks: args.names == NameStyle::Pprof, demangle: args.demangle.into(), ..Default::default() };
         match load_file(path, &limits, opts) {
             Ok(ex) => {
                 let r = write_exploded(&mut out, &ex, many.then_some(path), args.format, args.names);
@@ -174,7 +201,7 @@ pub fn top(args: TopArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut sums: HashMap<Vec<u8>, (i64, i64)> = HashMap::new();
     let mut total = 0i64;
     for path in &args.files {
-        let ex = match load_file(path, &limits, ExplodeOptions::default()) {
+        let ex = match load_file(path, &limits, ExplodeOptions { demangle: args.demangle.into(), ..Default::default() }) {
             Ok(ex) => ex,
             Err(e) => {
                 failed = true;

@@ -162,7 +162,7 @@ fn transform(data: Bytes, limits: &Limits, stacks: bool, meta: ProfileMeta, sour
         e @ (pprof::DecodeError::OverLimit { .. } | pprof::DecodeError::TooLarge { .. }) => Failure::OverLimit(e.to_string()),
         e => Failure::Decode(e),
     })?;
-    let exploded = explode(&profile, ExplodeOptions { stacks, inline_marks: false });
+    let exploded = explode(&profile, ExplodeOptions { stacks, inline_marks: false, ..Default::default() });
     Ok(ProfileRecord::new(meta, Origin::Object(source), exploded))
 }
 

@@ -1,15 +1,14 @@
 //! The fixture oracles (`NAME.oracle.tsv`, from `go tool pprof -top`) and `pprofhouse explode`'s
 //! TSV, parsed into the same comparable rows.
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use crate::paths::fixtures;
 
-/// (profile path, oracle path) for every fixture that has an oracle.
-pub fn oracle_pairs() -> Vec<(PathBuf, PathBuf)> {
-    let dir = fixtures();
+/// (profile path, oracle path) for every profile in `dir` that has an oracle, sorted.
+pub fn oracle_pairs(dir: &Path) -> Vec<(PathBuf, PathBuf)> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let p = entry.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         if let Some(base) = name.strip_suffix(".oracle.tsv") {
@@ -18,8 +17,17 @@ pub fn oracle_pairs() -> Vec<(PathBuf, PathBuf)> {
         }
     }
     out.sort();
-    assert!(out.len() >= 17, "expected the 17 oracle fixtures, found {}", out.len());
     out
+}
+
+/// The shared pprof-names fixtures (`../shared/fixtures/pprof-names`).
+pub fn shared_name_fixtures() -> PathBuf {
+    fixtures().parent().unwrap().join("pprof-names")
+}
+
+/// This repository's pprof-names fixtures (`tests/fixtures/pprof-names`).
+pub fn name_fixtures() -> PathBuf {
+    crate::paths::repo_root().join("tests/fixtures/pprof-names")
 }
 
 pub type Rows = HashMap<(Vec<u8>, Vec<u8>, i64, i64), usize>;

@@ -8,13 +8,13 @@ fn bin() -> Command {
     Command::new(pprofhouse_tests::paths::pprofhouse_bin())
 }
 
-#[test]
-fn explode_reproduces_every_oracle_exactly() {
+/// Runs `explode` over every profile with an oracle in `pairs`; the mismatches.
+fn oracle_mismatches(pairs: &[(std::path::PathBuf, std::path::PathBuf)]) -> Vec<String> {
     let mut failures = Vec::new();
-    for (prof, oracle) in oracle_pairs() {
-        let out = bin().args(["explode", "--format", "tsv"]).arg(&prof).output().unwrap();
+    for (prof, oracle) in pairs {
+        let out = bin().args(["explode", "--format", "tsv"]).arg(prof).output().unwrap();
         assert!(out.status.success(), "{}: {}", prof.display(), String::from_utf8_lossy(&out.stderr));
-        let want = parse_oracle(&std::fs::read(&oracle).unwrap());
+        let want = parse_oracle(&std::fs::read(oracle).unwrap());
         let got = parse_ours(&out.stdout);
         if want != got {
             let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(3).collect();
@@ -22,6 +22,26 @@ fn explode_reproduces_every_oracle_exactly() {
             failures.push(format!("{}: missing {missing:?} extra {extra:?}", prof.display()));
         }
     }
+    failures
+}
+
+#[test]
+fn explode_reproduces_every_oracle_exactly() {
+    let pairs = oracle_pairs(&fixtures());
+    assert!(pairs.len() >= 17, "expected the 17 oracle fixtures, found {}", pairs.len());
+    let failures = oracle_mismatches(&pairs);
+    assert!(failures.is_empty(), "mismatches:\n{}", failures.join("\n"));
+}
+
+/// pprof's symbolizer naming rules (demangling, "looks like demangled C++"): the shared
+/// pprof-names fixtures and this repository's hand-built ones.
+#[test]
+fn explode_names_functions_like_pprof() {
+    let shared = oracle_pairs(&shared_name_fixtures());
+    assert!(!shared.is_empty(), "no oracles in {}", shared_name_fixtures().display());
+    let ours = oracle_pairs(&name_fixtures());
+    assert!(ours.len() >= 4, "expected the 4 pprof-names fixtures, found {}", ours.len());
+    let failures = oracle_mismatches(&[shared, ours].concat());
     assert!(failures.is_empty(), "mismatches:\n{}", failures.join("\n"));
 }
 
@@ -99,4 +119,26 @@ fn jsonl_has_the_same_numbers_as_tsv() {
         *json_rows.entry(key).or_default() += 1;
     }
     assert_eq!(tsv_rows, json_rows);
+}
+
+#[test]
+fn demangle_modes_are_pprofs() {
+    let prof = name_fixtures().join("cpp-mangled.pb.gz");
+    let names = |mode: &str| {
+        let out = bin().args(["explode", "--demangle", mode]).arg(&prof).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        parse_ours(&out.stdout).into_keys().map(|(_, name, _, _)| String::from_utf8(name).unwrap()).collect::<Vec<_>>()
+    };
+    for (mode, want) in [
+        ("default", "std::vector::push_back"),
+        ("templates", "std::vector<int, std::allocator<int> >::push_back"),
+        ("full", "std::vector<int, std::allocator<int> >::push_back(int const&)"),
+        ("none", "_ZNSt6vectorIiSaIiEE9push_backERKi"),
+    ] {
+        let got = names(mode);
+        assert!(got.iter().any(|n| n == want), "{mode}: no {want} in {got:?}");
+    }
+    // Forcing modes re-demangle a name that was already demangled.
+    assert!(names("default").iter().any(|n| n == "ns::kept(int) const"));
+    assert!(names("templates").iter().any(|n| n == "ns::kept"));
 }

@@ -41,7 +41,9 @@ fn per_file(c: &mut Criterion) {
             b.iter(|| explode(&decode(d.clone(), &limits).unwrap(), ExplodeOptions::default()))
         });
         g.bench_with_input(BenchmarkId::new("inflate+decode+explode+stacks", &name), &data, |b, d| {
-            b.iter(|| explode(&decode(d.clone(), &limits).unwrap(), ExplodeOptions { stacks: true, inline_marks: false }))
+            b.iter(|| {
+                explode(&decode(d.clone(), &limits).unwrap(), ExplodeOptions { stacks: true, inline_marks: false, ..Default::default() })
+            })
         });
         g.bench_with_input(BenchmarkId::new("decode-only(raw)", &name), &pb, |b, pb| b.iter(|| decode_protobuf(pb.clone()).unwrap()));
     }

@@ -7,7 +7,10 @@
 //!
 //! - A location expands to one *node* per line, `Line[0]` being the innermost inlined function;
 //!   a location without lines (or a line without a function) is one node.
-//! - A node is named by its function name. With no function name the name is that of the
+//! - A node is named by its function name as pprof's symbolizer leaves it
+//!   ([`crate::symbolize::pprof_name`]: demangled C++/Rust system names, simplified names that
+//!   look like demangled C++); functions that end up with the same name are one node. With no
+//!   function name the name is that of the
 //!   location's mapping file in brackets (`[libc.so.6]`, its base name) or `<unknown>`; addresses
 //!   are dropped at function granularity, so unsymbolized frames of one binary become one node.
 //! - **flat**: the sample's value goes to the first node of its first location (the leaf).
@@ -17,11 +20,14 @@
 //! The inner loop touches only dense integer arrays: names are interned up front, each location
 //! is pre-expanded into its node list, and "seen in this sample" is a stamp per node.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use hashbrown::HashMap;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::pprof::{Profile, SampleType};
+use crate::symbolize::{pprof_name, Demangle};
 
 /// What to compute besides per-function values.
 #[derive(Debug, Clone, Copy, Default)]
@@ -30,6 +36,9 @@ pub struct ExplodeOptions {
     pub stacks: bool,
     /// Also compute pprof's per-node inline markers (`(inline)`, `(partial-inline)`).
     pub inline_marks: bool,
+    /// How function names are demangled and simplified (pprof's `-symbolize=demangle=`);
+    /// the default is pprof's default.
+    pub demangle: Demangle,
 }
 
 /// Profile-level facts.
@@ -298,6 +307,10 @@ impl Names {
     }
 }
 
+fn same_slice(a: &[u8], b: &[u8]) -> bool {
+    a.as_ptr() == b.as_ptr() && a.len() == b.len()
+}
+
 /// Explodes a validated profile.
 pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
     let raw = &profile.raw;
@@ -305,12 +318,19 @@ pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
     let mut names = Names { ids: HashMap::with_capacity(raw.function.len() + 8), names: Vec::with_capacity(raw.function.len() + 8) };
 
     // Function position → node id (None: the function has no name; named per location).
+    // Names are computed once per function, as pprof's symbolizer leaves them.
     let func_node: Vec<Option<u32>> = raw
         .function
         .iter()
         .map(|f| {
-            let name = profile.str(f.name);
-            (!name.is_empty()).then(|| names.intern(name))
+            let (name, system_name) = (profile.str(f.name), profile.str(f.system_name));
+            let name = match pprof_name(name, system_name, opts.demangle) {
+                Cow::Borrowed(b) if same_slice(b, name) => name.clone(),
+                Cow::Borrowed(b) if same_slice(b, system_name) => system_name.clone(),
+                Cow::Borrowed(b) => Bytes::copy_from_slice(b),
+                Cow::Owned(v) => Bytes::from(v),
+            };
+            (!name.is_empty()).then(|| names.intern(&name))
         })
         .collect();
 

@@ -15,7 +15,9 @@
 //!    innermost frame of the leaf location, cum once per sample per function, inlined frames
 //!    expanded, unsymbolized frames named `[binary]`/`<unknown>`), plus the profile's facts
 //!    (times, period, totals, label keys) and, on request, its distinct stacks with stable
-//!    64-bit hashes for flame graphs.
+//!    64-bit hashes for flame graphs. Functions are named as pprof's symbolizer leaves them
+//!    ([`symbolize`]: C++ and Rust demangling, simplification of names that look like
+//!    demangled C++), in one of pprof's `-symbolize=demangle=` modes ([`Demangle`]).
 //! 3. **Output** — [`report`]: TSV with ClickHouse escaping and a pprof-like `-top` table.
 //!
 //! The crate is pure: bytes in, numbers out, no I/O and no async. The `pprofhouse` binary, the
@@ -27,5 +29,7 @@
 pub mod explode;
 pub mod pprof;
 pub mod report;
+pub mod symbolize;
 
 pub use explode::{explode, ExplodeOptions, Exploded, FunctionRow, InlineMark, ProfileFacts, Stack};
+pub use symbolize::{pprof_name, Demangle};

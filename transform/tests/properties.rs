@@ -110,7 +110,7 @@ proptest! {
     #[test]
     fn flat_cum_invariants_and_reference(g in gen()) {
         let profile = decode_protobuf(encode(&g)).unwrap();
-        let ex = explode(&profile, ExplodeOptions { stacks: true, inline_marks: true });
+        let ex = explode(&profile, ExplodeOptions { stacks: true, inline_marks: true, ..Default::default() });
         for t in 0..2 {
             let total: i64 = ex.facts.totals[t];
             let with_stack: i64 = g.samples.iter().filter(|s| !s.0.is_empty()).map(|s| if t == 0 { s.1 } else { s.2 }).sum();
@@ -155,7 +155,7 @@ proptest! {
         }
         bytes.truncate(cut.min(bytes.len()));
         if let Ok(p) = decode_protobuf(Bytes::from(bytes)) {
-            let _ = explode(&p, ExplodeOptions { stacks: true, inline_marks: true });
+            let _ = explode(&p, ExplodeOptions { stacks: true, inline_marks: true, ..Default::default() });
         }
     }
 }
@@ -164,7 +164,7 @@ proptest! {
 fn stack_hashes_are_stable() {
     // One fixed stack: main → fib → fib (leaf), hashed from the names alone.
     let g = Gen { funcs: vec![0, 1], locs: vec![vec![1], vec![0]], samples: vec![(vec![0, 0, 1], 5, 1)] };
-    let ex = explode(&decode_protobuf(encode(&g)).unwrap(), ExplodeOptions { stacks: true, inline_marks: false });
+    let ex = explode(&decode_protobuf(encode(&g)).unwrap(), ExplodeOptions { stacks: true, inline_marks: false, ..Default::default() });
     assert_eq!(ex.stacks.len(), 1);
     let names: Vec<&[u8]> = ex.stacks[0].frames.iter().map(|&f| &ex.names[f as usize][..]).collect();
     assert_eq!(names, vec![&b"fib"[..], b"fib", b"main"]);
