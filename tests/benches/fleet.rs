@@ -86,7 +86,10 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|f| {
             let data = std::fs::read(fixtures().join(f)).unwrap();
-            let ex = explode(&pprof::decode(data.clone(), &Default::default()).unwrap(), ExplodeOptions { stacks, inline_marks: false });
+            let ex = explode(
+                &pprof::decode(data.clone(), &Default::default()).unwrap(),
+                ExplodeOptions { stacks, inline_marks: false, ..Default::default() },
+            );
             (data, ex)
         })
         .collect();
