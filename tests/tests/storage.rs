@@ -224,7 +224,10 @@ fn loading_twice_changes_nothing_including_rollups() {
     }
     // And through the sink, the same profile pushed twice into one batch and once more later.
     let data = std::fs::read(fixtures().join("go-workload-cpu.pb.gz")).unwrap();
-    let ex = explode(&pprof::decode(data.clone(), &Default::default()).unwrap(), ExplodeOptions { stacks: true, inline_marks: false });
+    let ex = explode(
+        &pprof::decode(data.clone(), &Default::default()).unwrap(),
+        ExplodeOptions { stacks: true, inline_marks: false, ..Default::default() },
+    );
     let meta = ProfileMeta {
         service: "api".into(),
         profile_type: "cpu".into(),
