@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test lint build release bench bench-explode bench-fleet bench-pipeline vs-pprof check-explode down fuzz
+.PHONY: demo test lint build release bench bench-explode bench-fleet bench-pipeline bench-hostile vs-pprof check-explode down fuzz
 
 demo: release
 	infra/local/demo
@@ -12,7 +12,7 @@ demo: release
 test: lint
 	infra/local/install all
 	$(CARGO) build --bin pprofhouse
-	$(CARGO) test --workspace --no-fail-fast
+	gobin=$$(infra/local/tools) && PATH="$${gobin:+$$gobin:}$$PATH" $(CARGO) test --workspace --no-fail-fast
 
 # Style and lints: one rustfmt.toml, clippy with warnings as errors.
 lint:
@@ -26,7 +26,7 @@ release:
 	$(CARGO) build --release --bin pprofhouse
 
 # Benchmarks print figures; none of them is a test.
-bench: bench-explode vs-pprof bench-fleet bench-pipeline
+bench: bench-explode vs-pprof bench-fleet bench-pipeline bench-hostile
 
 bench-explode:
 	$(CARGO) bench -p pprofhouse-transform --bench explode
@@ -48,3 +48,6 @@ down:
 
 bench-pipeline: release
 	tests/benches/pipeline.sh 20
+
+bench-hostile:
+	tests/benches/hostile.sh

@@ -5,7 +5,7 @@
 -- never taken for stored, and its retry carries the same insert_deduplication_token, so every
 -- table that already holds its block skips it and the others get it: nothing lost, nothing
 -- doubled. Plain MergeTree tables keep the tokens of their last 1000 blocks for that
--- (Replicated tables always deduplicate).
+-- (replicated tables always deduplicate).
 DROP VIEW IF EXISTS {db}.ingest_profiles_mv{local}{on_cluster};
 ALTER TABLE {db}.function_values{local}{on_cluster} MODIFY SETTING non_replicated_deduplication_window = 1000;
 ALTER TABLE {db}.stack_values{local}{on_cluster} MODIFY SETTING non_replicated_deduplication_window = 1000;

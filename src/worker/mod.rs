@@ -150,7 +150,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         budget_kib,
         retention: o.retention,
     });
-    let (tx, mut shutdown) = watch::channel(false);
+    let (tx, shutdown) = watch::channel(false);
     // The flush stops retrying only this long after the shutdown, to land what it holds.
     let (give_up_tx, give_up) = watch::channel(false);
     tokio::spawn(async move {
@@ -161,190 +161,255 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         let _ = give_up_tx.send(true);
     });
     health.set_ready(true);
+    let writer = Writer::new(o.clickhouse.client(), o.sink.clone()).with_cluster(o.clickhouse.cluster.clone());
+    let main = MainLoop {
+        sink: o.sink.clone(),
+        concurrency: cfg.concurrency.max(1),
+        group: cfg.group.clone(),
+        until_idle: o.until_idle,
+        retry,
+        consumer,
+        producer,
+        processor,
+        shared,
+        metrics,
+        health,
+        shutdown,
+        give_up,
+        writer: Some(writer),
+        batch: Batch::default(),
+        pending: Pending::new(),
+        inflight: VecDeque::new(),
+        flight: None,
+        paused: false,
+        last_poll: Instant::now(),
+    };
+    main.run().await
+}
 
-    let sink_cfg = o.sink.clone();
-    let concurrency = cfg.concurrency.max(1);
-    let mut writer = Some(Writer::new(o.clickhouse.client(), sink_cfg.clone()).with_cluster(o.clickhouse.cluster.clone()));
-    let mut batch: Batch<Tag> = Batch::default();
-    // Offsets of the messages whose records are in `batch` (or that produced none).
-    let mut pending = Pending::new();
-    let mut inflight: VecDeque<InFlight> = VecDeque::new();
-    let mut flight: Option<tokio::task::JoinHandle<Flight>> = None;
+/// The main loop's state: what is in flight, the open batch, the batch being written.
+struct MainLoop {
+    sink: SinkConfig,
+    concurrency: usize,
+    group: String,
+    until_idle: Option<Duration>,
+    retry: retry::RetryPolicy,
+    consumer: Arc<source::Kafka>,
+    producer: Arc<Producer>,
+    processor: Arc<Processor>,
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: watch::Receiver<bool>,
+    give_up: watch::Receiver<bool>,
+    /// Home when no flush runs.
+    writer: Option<Writer>,
+    batch: Batch<Tag>,
+    /// Offsets of the messages whose records are in `batch` (or that produced none).
+    pending: Pending,
+    inflight: VecDeque<InFlight>,
+    flight: Option<tokio::task::JoinHandle<Flight>>,
+    /// Back-pressure pauses the assigned partitions instead of not polling: the consumer keeps
+    /// its place in the group however long a write takes.
+    paused: bool,
+    last_poll: Instant,
+}
 
-    let mut idle_since: Option<Instant> = None;
-    let started = Instant::now();
-    let mut last_assign_note = Instant::now();
-    let mut last_lag = Instant::now();
-    // Back-pressure pauses the assigned partitions instead of not polling: the consumer keeps
-    // its place in the group however long a write takes.
-    let mut paused = false;
-    let mut last_poll = Instant::now();
-    let poll = Duration::from_millis(200);
-    loop {
-        // Revoked partitions: drop what we hold of them; their next owner replays it.
-        let revoked = shared.take_revoked();
-        if !revoked.is_empty() {
-            inflight.retain(|f| {
-                let keep = !revoked.contains(&f.tp());
-                if !keep {
-                    f.handle.abort();
+impl MainLoop {
+    /// Runs until shutdown (flushed and committed) or idle.
+    async fn run(mut self) -> anyhow::Result<()> {
+        let (started, mut last_assign_note, mut last_lag) = (Instant::now(), Instant::now(), Instant::now());
+        let mut idle_since: Option<Instant> = None;
+        loop {
+            self.drop_revoked();
+            let stopping = *self.shutdown.borrow();
+            self.flush_if_due(stopping);
+            if stopping && self.quiet() {
+                tracing::info!("stopped cleanly");
+                return Ok(());
+            }
+            match self.next_event(stopping).await {
+                Event::Flushed(done) => self.on_flushed(done)?,
+                Event::Handled(handled) => self.on_handled(handled).await,
+                Event::Message(Ok(message)) => {
+                    idle_since = None;
+                    self.on_message(message);
                 }
-                keep
-            });
-            let dropped = batch.retain(|t| !revoked.contains(&t.tp));
-            pending.retain(|tp, _| !revoked.contains(tp));
-            if dropped > 0 {
-                tracing::info!(dropped, "dropped unwritten profiles of revoked partitions");
+                Event::Message(Err(e)) => {
+                    self.metrics.error("kafka_consume");
+                    tracing::warn!(error = %e, "consume failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = self.shutdown.wait_for(|s| *s) => {}
+                    }
+                }
+                Event::Tick => {}
+            }
+            if last_lag.elapsed() > Duration::from_secs(5) {
+                self.health.set_lag(source::update_lag(&self.consumer, &self.metrics));
+                last_lag = Instant::now();
+            }
+            if !self.quiet() || *self.shutdown.borrow() {
+                idle_since = None;
+                continue;
+            }
+            let assigned = self.consumer.assignment().map(|a| a.count() > 0).unwrap_or(false);
+            if !assigned && last_assign_note.elapsed() > Duration::from_secs(15) {
+                tracing::warn!(waited_s = started.elapsed().as_secs(), group = %self.group, "still waiting for a partition assignment from the group coordinator");
+                last_assign_note = Instant::now();
+            }
+            if let (Some(idle), true) = (self.until_idle, assigned) {
+                if idle_since.get_or_insert_with(Instant::now).elapsed() >= idle {
+                    tracing::info!("idle: exiting");
+                    return Ok(());
+                }
             }
         }
+    }
 
-        let stopping = *shutdown.borrow();
-        // Hand the batch to the flush task when it is due (or, stopping, once nothing is in
-        // flight), or commit offsets of messages that produced no rows.
-        if flight.is_none() {
-            let due = batch.should_flush(&sink_cfg)
-                || (batch.is_empty() && !pending.is_empty())
-                || (stopping && inflight.is_empty() && (!batch.is_empty() || !pending.is_empty()));
-            if due {
-                shared.set_flushing(true);
-                let task = FlushTask {
-                    consumer: consumer.clone(),
-                    shared: shared.clone(),
-                    metrics: metrics.clone(),
-                    health: health.clone(),
-                    producer: producer.clone(),
-                    retry,
-                };
-                let w = writer.take().expect("the writer is home when no flush runs");
-                flight = Some(tokio::spawn(task.run(w, batch.take(), std::mem::take(&mut pending), give_up.clone())));
+    /// Nothing in flight, nothing held, nothing being written.
+    fn quiet(&self) -> bool {
+        self.inflight.is_empty() && self.batch.is_empty() && self.pending.is_empty() && self.flight.is_none()
+    }
+
+    /// Revoked partitions: drop what we hold of them; their next owner replays it.
+    fn drop_revoked(&mut self) {
+        let revoked = self.shared.take_revoked();
+        if revoked.is_empty() {
+            return;
+        }
+        self.inflight.retain(|f| {
+            let keep = !revoked.contains(&f.tp());
+            if !keep {
+                f.handle.abort();
             }
+            keep
+        });
+        let dropped = self.batch.retain(|t| !revoked.contains(&t.tp));
+        self.pending.retain(|tp, _| !revoked.contains(tp));
+        if dropped > 0 {
+            tracing::info!(dropped, "dropped unwritten profiles of revoked partitions");
         }
-        if stopping && inflight.is_empty() && flight.is_none() && batch.is_empty() && pending.is_empty() {
-            tracing::info!("stopped cleanly");
-            return Ok(());
-        }
+    }
 
+    /// Hands the batch to the flush task when it is due (or, stopping, once nothing is in
+    /// flight), or commits offsets of messages that produced no rows.
+    fn flush_if_due(&mut self, stopping: bool) {
+        if self.flight.is_some() {
+            return;
+        }
+        let held = !self.batch.is_empty() || !self.pending.is_empty();
+        let due = self.batch.should_flush(&self.sink)
+            || (self.batch.is_empty() && !self.pending.is_empty())
+            || (stopping && self.inflight.is_empty() && held);
+        if !due {
+            return;
+        }
+        self.shared.set_flushing(true);
+        let task = FlushTask {
+            consumer: self.consumer.clone(),
+            shared: self.shared.clone(),
+            metrics: self.metrics.clone(),
+            health: self.health.clone(),
+            producer: self.producer.clone(),
+            retry: self.retry,
+        };
+        let w = self.writer.take().expect("the writer is home when no flush runs");
+        self.flight = Some(tokio::spawn(task.run(w, self.batch.take(), std::mem::take(&mut self.pending), self.give_up.clone())));
+    }
+
+    /// Back-pressure, then waits for what comes first: the flush, the oldest in-flight
+    /// message, a new message, the batch's linger, or the shutdown.
+    async fn next_event(&mut self, stopping: bool) -> Event {
         // Take a message while there is room (and the open batch is not far over budget
         // because ClickHouse is slow).
-        let full = batch.over(&sink_cfg, 2);
-        let can_take = !stopping && inflight.len() < concurrency && !full;
-        // Pause when the wait may be long (a full batch, or in-flight work that has not let us
-        // poll for a while), re-applied every time round since a rebalance may bring new
-        // partitions; resume as soon as messages can be taken again. Short waits for a free
-        // slot do not pause: pausing drops the prefetched messages.
-        let want_pause = !stopping && (full || (!can_take && last_poll.elapsed() > PAUSE_AFTER));
-        if want_pause || (paused && can_take) {
-            if let Ok(assignment) = consumer.assignment() {
-                let done = if want_pause { consumer.pause(&assignment) } else { consumer.resume(&assignment) };
+        let full = self.batch.over(&self.sink, 2);
+        let can_take = !stopping && self.inflight.len() < self.concurrency && !full;
+        self.backpressure(stopping, full, can_take);
+        let poll = Duration::from_millis(200);
+        let wait = self.batch.deadline(&self.sink).map(|d| d.saturating_duration_since(Instant::now())).unwrap_or(poll).min(poll);
+        let (consumer, paused) = (self.consumer.clone(), self.paused);
+        tokio::select! {
+            biased;
+            f = async { self.flight.as_mut().expect("guarded").await }, if self.flight.is_some() => Event::Flushed(f.map(Box::new)),
+            // A full batch takes no more results until it is written (a batch never spans more
+            // days than `max_days`, whatever is in flight).
+            h = async { (&mut self.inflight.front_mut().expect("guarded").handle).await }, if !self.inflight.is_empty() && !full => Event::Handled(h),
+            m = async { consumer.recv().await.map(|m| m.detach()) }, if can_take || paused => Event::Message(m),
+            _ = tokio::time::sleep(wait) => Event::Tick,
+            _ = self.shutdown.changed(), if !stopping => Event::Tick,
+        }
+    }
+
+    /// Pauses when the wait may be long (a full batch, or in-flight work that has not let us
+    /// poll for a while), re-applied every time round since a rebalance may bring new
+    /// partitions; resumes as soon as messages can be taken again. Short waits for a free slot
+    /// do not pause: pausing drops the prefetched messages.
+    fn backpressure(&mut self, stopping: bool, full: bool, can_take: bool) {
+        let want_pause = !stopping && (full || (!can_take && self.last_poll.elapsed() > PAUSE_AFTER));
+        if want_pause || (self.paused && can_take) {
+            if let Ok(assignment) = self.consumer.assignment() {
+                let done = if want_pause { self.consumer.pause(&assignment) } else { self.consumer.resume(&assignment) };
                 match done {
-                    Ok(()) => paused = want_pause,
+                    Ok(()) => self.paused = want_pause,
                     Err(e) => tracing::warn!(error = %e, "pausing or resuming the partitions failed"),
                 }
             }
         }
-        if can_take || paused {
-            last_poll = Instant::now();
+        if can_take || self.paused {
+            self.last_poll = Instant::now();
         }
-        let wait = batch.deadline(&sink_cfg).map(|d| d.saturating_duration_since(Instant::now())).unwrap_or(poll).min(poll);
-        let event = tokio::select! {
-            biased;
-            f = async { flight.as_mut().expect("guarded").await }, if flight.is_some() => Event::Flushed(f.map(Box::new)),
-            // A full batch takes no more results until it is written (a batch never spans more
-            // days than `max_days`, whatever is in flight).
-            h = async { (&mut inflight.front_mut().expect("guarded").handle).await }, if !inflight.is_empty() && !full => Event::Handled(h),
-            m = async { consumer.recv().await.map(|m| m.detach()) }, if can_take || paused => Event::Message(m),
-            _ = tokio::time::sleep(wait) => Event::Tick,
-            _ = shutdown.changed(), if !stopping => Event::Tick,
+    }
+
+    fn on_flushed(&mut self, done: Result<Box<Flight>, tokio::task::JoinError>) -> anyhow::Result<()> {
+        self.flight = None;
+        let done = done.map_err(|e| anyhow::anyhow!("flush task failed: {e}"))?;
+        self.writer = Some(done.writer);
+        done.result.map(|_| ())
+    }
+
+    fn on_message(&mut self, message: OwnedMessage) {
+        let (processor, stop) = (self.processor.clone(), self.shutdown.clone());
+        let payload = message.payload().unwrap_or_default().to_vec();
+        let handle = tokio::spawn(async move { processor.handle(&payload, &stop).await });
+        self.inflight.push_back(InFlight { message, handle });
+    }
+
+    /// The oldest in-flight message is done: its dead letters go out, its records into the
+    /// batch, its offset into the ledger.
+    async fn on_handled(&mut self, handled: Result<Handled, tokio::task::JoinError>) {
+        let f = self.inflight.pop_front().expect("guarded");
+        let (tp, offset) = (f.tp(), f.message.offset());
+        let message: Arc<[u8]> = Arc::from(f.message.payload().unwrap_or_default());
+        let handled = handled.unwrap_or_else(|e| Handled::Done {
+            records: vec![],
+            dead: vec![(pprofhouse_ingest::ObjectRef::new("", "", 0), retry::Failure::Internal(format!("processing task failed: {e}")))],
+            skipped: false,
+        });
+        let (records, dead, skipped) = match handled {
+            Handled::Done { records, dead, skipped } => (records, dead, skipped),
+            // Shutdown while retrying a transient failure: this message and those after it
+            // stay uncommitted and are replayed on restart.
+            Handled::Interrupted => return self.inflight.drain(..).for_each(|f| f.handle.abort()),
         };
-
-        match event {
-            Event::Flushed(done) => {
-                flight = None;
-                let done = done.map_err(|e| anyhow::anyhow!("flush task failed: {e}"))?;
-                writer = Some(done.writer);
-                done.result?;
-            }
-            Event::Handled(handled) => {
-                let f = inflight.pop_front().expect("guarded");
-                let (tp, offset) = (f.tp(), f.message.offset());
-                let message: Arc<[u8]> = Arc::from(f.message.payload().unwrap_or_default());
-                let handled = handled.unwrap_or_else(|e| Handled::Done {
-                    records: vec![],
-                    dead: vec![(
-                        pprofhouse_ingest::ObjectRef::new("", "", 0),
-                        retry::Failure::Internal(format!("processing task failed: {e}")),
-                    )],
-                    skipped: false,
-                });
-                match handled {
-                    Handled::Interrupted => {
-                        // Shutdown while retrying a transient failure: this message and those
-                        // after it stay uncommitted and are replayed on restart.
-                        inflight.drain(..).for_each(|f| f.handle.abort());
-                    }
-                    Handled::Done { records, dead, skipped } => {
-                        let outcome = if !dead.is_empty() {
-                            "dead_letter"
-                        } else if skipped {
-                            "skipped"
-                        } else {
-                            "ok"
-                        };
-                        let mut sent = true;
-                        for (object, failure) in dead {
-                            sent =
-                                sent && send_dead_letter(&producer, &metrics, &health, &retry, &shutdown, object, &failure, &message).await;
-                        }
-                        if !sent {
-                            inflight.drain(..).for_each(|f| f.handle.abort());
-                            continue;
-                        }
-                        for (rec, object) in records {
-                            batch.push(rec, Tag { tp: tp.clone(), object, message: message.clone() });
-                        }
-                        metrics.messages.get_or_create(&Outcome { outcome }).inc();
-                        health.progressed();
-                        pending.insert(tp, offset + 1);
-                    }
-                }
-            }
-            Event::Message(Ok(message)) => {
-                idle_since = None;
-                let (processor, stop) = (processor.clone(), shutdown.clone());
-                let payload = message.payload().unwrap_or_default().to_vec();
-                let handle = tokio::spawn(async move { processor.handle(&payload, &stop).await });
-                inflight.push_back(InFlight { message, handle });
-            }
-            Event::Message(Err(e)) => {
-                metrics.error("kafka_consume");
-                tracing::warn!(error = %e, "consume failed");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    _ = shutdown.wait_for(|s| *s) => {}
-                }
-            }
-            Event::Tick => {}
-        }
-
-        if last_lag.elapsed() > Duration::from_secs(5) {
-            health.set_lag(source::update_lag(&consumer, &metrics));
-            last_lag = Instant::now();
-        }
-        let quiet = inflight.is_empty() && batch.is_empty() && pending.is_empty() && flight.is_none();
-        if !quiet || *shutdown.borrow() {
-            idle_since = None;
-            continue;
-        }
-        let assigned = consumer.assignment().map(|a| a.count() > 0).unwrap_or(false);
-        if !assigned && last_assign_note.elapsed() > Duration::from_secs(15) {
-            tracing::warn!(waited_s = started.elapsed().as_secs(), group = %cfg.group, "still waiting for a partition assignment from the group coordinator");
-            last_assign_note = Instant::now();
-        }
-        if let Some(idle) = o.until_idle {
-            if assigned && idle_since.get_or_insert_with(Instant::now).elapsed() >= idle {
-                tracing::info!("idle: exiting");
-                return Ok(());
+        let outcome = if !dead.is_empty() {
+            "dead_letter"
+        } else if skipped {
+            "skipped"
+        } else {
+            "ok"
+        };
+        for (object, failure) in dead {
+            if !send_dead_letter(&self.producer, &self.metrics, &self.health, &self.retry, &self.shutdown, object, &failure, &message).await
+            {
+                return self.inflight.drain(..).for_each(|f| f.handle.abort());
             }
         }
+        for (rec, object) in records {
+            self.batch.push(rec, Tag { tp: tp.clone(), object, message: message.clone() });
+        }
+        self.metrics.messages.get_or_create(&Outcome { outcome }).inc();
+        self.health.progressed();
+        self.pending.insert(tp, offset + 1);
     }
 }

@@ -6,6 +6,9 @@
 #   backlog: as many profiles enqueued first, then one worker drains them; prints profiles/s
 #   (with and without the group join). Both print the worker's peak RSS.
 # Usage: tests/benches/pipeline.sh [BATCHES=20]     (needs a release build; starts the stack)
+#   PROFILES_DIR=DIR: use every *.pb.gz there instead of the shared fixtures (e.g. production-size
+#   profiles made with the Go workload or `go test -cpuprofile/-memprofile`); a batch is then
+#   10 services × those files.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 batches=${1:-20}
@@ -19,9 +22,16 @@ curl -fsS "$PPROFHOUSE_CLICKHOUSE_URL/" --data-binary "DROP DATABASE IF EXISTS p
 "$bin" migrate >/dev/null
 fx=$root/../shared/fixtures/pprof
 files=()
-for f in go-workload-cpu go-cpu-labels go-workload-heap go-heap-2021 go-workload-allocs nodejs-cpu nodejs-heap go-workload-block go-mutex-2023 python-pyspy; do
-    files+=("$fx/$f.pb.gz")
-done
+if [[ -n ${PROFILES_DIR:-} ]]; then
+    for f in "$PROFILES_DIR"/*.pb.gz; do files+=("$f"); done
+else
+    for f in go-workload-cpu go-cpu-labels go-workload-heap go-heap-2021 go-workload-allocs nodejs-cpu nodejs-heap go-workload-block go-mutex-2023 python-pyspy; do
+        files+=("$fx/$f.pb.gz")
+    done
+fi
+per_batch=$((10 * ${#files[@]}))
+echo "profiles: ${#files[@]} files, $(du -cb "${files[@]}" | tail -n 1 | cut -f1) bytes compressed; $per_batch per batch"
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 q() { curl -fsS "$PPROFHOUSE_CLICKHOUSE_URL/?database=pprofhouse_bench" --data-binary "$1"; }
@@ -39,9 +49,9 @@ report() { # phase, worker start (unix s), enqueue end (unix s)
     rows=$(q "SELECT count() FROM function_values WHERE service LIKE '$1-%'")
     read -r first last p50 p99 < <(q "SELECT toUnixTimestamp64Milli(min(ts)), toUnixTimestamp64Milli(max(inserted_at)), quantileExact(0.5)(dateDiff('millisecond', ts, inserted_at)), quantileExact(0.99)(dateDiff('millisecond', ts, inserted_at)) FROM profiles FINAL WHERE service LIKE '$1-%' FORMAT TSV")
     rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$work/time-$1.txt")
-    echo "== $1: profiles stored: $n of $((batches * 100)) ($rows function rows)"
+    echo "== $1: profiles stored: $n of $((batches * per_batch)) ($rows function rows)"
     if [[ $1 == live ]]; then
-        echo "enqueue (upload + event) rate: $(echo "$batches * 100 / ($3 - $2)" | bc -l | xargs printf '%.0f') profiles/s"
+        echo "enqueue (upload + event) rate: $(echo "$batches * $per_batch / ($3 - $2)" | bc -l | xargs printf '%.0f') profiles/s"
         echo "end to end: $(echo "$n * 1000 / ($last - $first)" | bc -l | xargs printf '%.0f') profiles/s (first upload → last row visible: $(( (last - first) ))ms)"
         echo "event-to-visible latency (upload second → row inserted; keys carry whole seconds): p50 ${p50} ms, p99 ${p99} ms"
     else
