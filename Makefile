@@ -38,7 +38,8 @@ bench-fleet:
 	$(CARGO) bench -p pprofhouse-tests --bench fleet
 
 check-explode: release
-	python3 ../shared/tools/check-explode.py target/release/pprofhouse ../shared/fixtures/pprof
+	for d in ../shared/fixtures/pprof ../shared/fixtures/pprof-names tests/fixtures/pprof-names; do \
+		python3 ../shared/tools/check-explode.py target/release/pprofhouse $$d || exit 1; done
 
 fuzz:
 	cd transform/fuzz && cargo fuzz run decode_explode -- -max_total_time=60

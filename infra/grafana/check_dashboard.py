@@ -6,7 +6,7 @@
 It creates the schema from sql/migrations in a temporary chDB session, inserts a synthetic fleet
 (3 services, cpu profiles every 10 minutes over 30 hours, label version=1.2 then 1.3, a function
 name with a quote and a backslash), substitutes the Grafana variables the way Grafana does
-(`${name:sqlstring}`: quoted, ' doubled; All = '') and the plugin's macros ($__fromTime,
+(`decodeURLComponent('${name:percentencode}')`; All = '') and the plugin's macros ($__fromTime,
 $__toTime, $__interval_s), runs each variable and panel query, and checks that the top-N and
 time-series panels, which read the hourly rollup for whole hours and raw rows for the edges,
 give exactly what the raw queries of sql/queries give.
@@ -17,6 +17,7 @@ import re
 import shutil
 import tempfile
 import time
+import urllib.parse
 
 from chdb import session as chs
 
@@ -65,6 +66,16 @@ def run(sess):
                         assert got, f"{p['title']}: no rows"
             print(f"panel {p['title']!r}: ok")
 
+    # Hostile values are values: a service name that tries to end the literal selects nothing.
+    top = next(p for p in panels if p["type"] == "table" and p["title"].startswith("Top"))
+    for evil in ("x\\' OR 1=1 --", "\\", "'; DROP TABLE profiles; --"):
+        got = rows(render(top["targets"][0]["rawSql"], frm, to, 60, dict(base, service=evil)))
+        assert got == [], (evil, got[:3])
+        for p in panels:
+            for t in p["targets"]:
+                q(render(t["rawSql"], frm, to, 60, dict(base, function=evil, label_a=evil)))  # runs, no error
+    print("hostile variable values select nothing: ok")
+
     # Top-N: hourly rollup + raw edges == sql/queries/top_functions.sql on raw rows.
     raw = (ROOT / "sql/queries/top_functions.sql").read_text()
     for k, v in {"{profile_type:String}": "'cpu'", "{sample_type:String}": "'cpu/nanoseconds'",
@@ -88,9 +99,11 @@ def run(sess):
 def render(sql, frm, to, interval_s, values):
     def var(m):
         name, fmt = m.group(1), m.group(2)
-        assert fmt == "sqlstring", m.group(0)
+        # Only percent-encoded values inside quotes: nothing in them can end the literal.
+        assert fmt == "percentencode", m.group(0)
         value = values[name]
-        return "''" if value is ALL else "'" + value.replace("'", "''") + "'"
+        # Grafana's percentencode is encodeURIComponent plus !'()*: only A-Za-z0-9-_.~ stay.
+        return "" if value is ALL else urllib.parse.quote(value, safe="-_.~")
 
     sql = re.sub(r"\$\{(\w+):(\w+)\}", var, sql)
     sql = sql.replace("$__fromTime", f"toDateTime({frm})").replace("$__toTime", f"toDateTime({to})")

@@ -5,6 +5,7 @@ the result against the real ClickHouse engine (chDB). Standard library only.
 """
 import json
 import pathlib
+import re
 
 CH = {"type": "grafana-clickhouse-datasource", "uid": "${clickhouse}"}
 PROM = {"type": "prometheus", "uid": "${prometheus}"}
@@ -462,7 +463,18 @@ dashboard = {
     "panels": panels,
 }
 
+def no_injection(text):
+    """Every `${name:sqlstring}` becomes `decodeURLComponent('${name:percentencode}')`.
+
+    Grafana's sqlstring doubles single quotes but leaves backslashes alone, and ClickHouse reads
+    `\\'` inside a literal as an escaped quote: a value ending in a backslash would close the
+    literal and let the rest of the value into the SQL. Percent-encoding leaves only
+    [A-Za-z0-9-_.~%] between the quotes, which nothing can break out of.
+    """
+    return re.sub(r"\$\{(\w+):sqlstring\}", r"decodeURLComponent('${\1:percentencode}')", text)
+
+
 if __name__ == "__main__":
     out = pathlib.Path(__file__).resolve().parent / "dashboards" / "pprofhouse.json"
-    out.write_text(json.dumps(dashboard, indent=2, ensure_ascii=False) + "\n")
+    out.write_text(no_injection(json.dumps(dashboard, indent=2, ensure_ascii=False)) + "\n")
     print(f"wrote {out}")
