@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::files::{TopArgs, TopFormat};
 use super::flags::{ClickHouseFlags, LimitFlags, RetentionFlags, SinkFlags};
 use super::settings::Settings;
-use super::{parse_label, parse_time, runtime};
+use super::{parse_label, parse_time, runtime, ProfileArgs};
 
 #[derive(Debug, Args, Serialize)]
 pub struct MigrateArgs {
@@ -54,18 +54,8 @@ pub struct LoadFlags {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Service the profiles belong to.
-    #[arg(long)]
-    pub service: String,
-    /// Profile type (cpu, heap, block, mutex, goroutine, threadcreate, …).
-    #[arg(long = "type")]
-    pub profile_type: String,
-    /// Label `k=v` (repeatable).
-    #[arg(long = "label", value_parser = parse_label)]
-    pub labels: Vec<(String, String)>,
-    /// Profile time (RFC 3339); default: the profile's own time.
-    #[arg(long, value_parser = parse_time)]
-    pub time: Option<i64>,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
     #[command(flatten)]
     pub settings: LoadFlags,
     #[arg(required = true)]
@@ -87,16 +77,16 @@ pub fn load(a: LoadArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             let ex = explode(&profile, ExplodeOptions { stacks: s.sink.stacks, inline_marks: false, ..Default::default() });
             // The time: --time, else the profile's own, else now (a fallback value: never
             // part of the profile's id, so loading the file again changes nothing).
-            let ms = a.time.or((ex.facts.time_nanos > 0).then_some(ex.facts.time_nanos / 1_000_000)).unwrap_or(now_ms);
+            let ms = a.profile.time.or((ex.facts.time_nanos > 0).then_some(ex.facts.time_nanos / 1_000_000)).unwrap_or(now_ms);
             let meta = ProfileMeta {
-                service: a.service.clone(),
-                profile_type: a.profile_type.clone(),
-                labels: a.labels.iter().cloned().collect(),
+                service: a.profile.service.clone(),
+                profile_type: a.profile.profile_type.clone(),
+                labels: a.profile.labels.iter().cloned().collect(),
                 created_at: chrono::DateTime::from_timestamp_millis(ms).context("profile time out of range")?,
                 layout: LayoutKind::Given,
             };
             check_retention(path, &s.retention, &meta, now_ms)?;
-            Ok(ProfileRecord::new(meta, Origin::File { content: &data, time_given: a.time.is_some() }, ex))
+            Ok(ProfileRecord::new(meta, Origin::File { content: &data, time_given: a.profile.time.is_some() }, ex))
         });
         match rec {
             Ok(rec) => batch.push(rec, path.as_path()),

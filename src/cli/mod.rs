@@ -108,6 +108,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// What a command is told about the profiles it is given (`load`, `put`).
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Service the profiles belong to.
+    #[arg(long)]
+    pub service: String,
+    /// Profile type: cpu, heap, block, mutex, goroutine, threadcreate (profefe's numbers), or any
+    /// other name.
+    #[arg(long = "type")]
+    pub profile_type: String,
+    /// Label `k=v` (repeatable).
+    #[arg(long = "label", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Profile time (RFC 3339). Default for `load`: the profile's own time, else now (a value,
+    /// never part of the id); for `put`: now (encoded in the key's xid).
+    #[arg(long, value_parser = parse_time)]
+    pub time: Option<i64>,
+}
+
 /// `k=v`.
 pub fn parse_label(s: &str) -> Result<(String, String), String> {
     s.split_once('=')

@@ -13,22 +13,12 @@ use serde::Serialize;
 
 use super::flags::S3Flags;
 use super::settings::Settings;
-use super::{parse_label, parse_time, runtime};
+use super::{runtime, ProfileArgs};
 
 #[derive(Debug, Args)]
 pub struct PutArgs {
-    /// Service the profiles belong to.
-    #[arg(long)]
-    pub service: String,
-    /// Profile type: cpu, heap, block, mutex, goroutine, threadcreate (profefe's numbers), or other.
-    #[arg(long = "type")]
-    pub profile_type: String,
-    /// Label `k=v` (repeatable), encoded in the key.
-    #[arg(long = "label", value_parser = parse_label)]
-    pub labels: Vec<(String, String)>,
-    /// Profile time (RFC 3339), encoded in the key's xid; default: now.
-    #[arg(long, value_parser = parse_time)]
-    pub time: Option<i64>,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
     /// Write (or extend) an S3 event JSON file with one ObjectCreated record per upload.
     #[arg(long)]
     pub event_out: Option<PathBuf>,
@@ -48,8 +38,8 @@ pub fn put(a: PutArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let bucket = settings.s3.bucket.clone().context("--s3-bucket / PPROFHOUSE_S3_BUCKET is required")?;
     let rt = runtime()?;
     let s3 = rt.block_on(settings.s3.client());
-    let labels: BTreeMap<String, String> = a.labels.iter().cloned().collect();
-    let time_ms = a.time.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+    let labels: BTreeMap<String, String> = a.profile.labels.iter().cloned().collect();
+    let time_ms = a.profile.time.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
     let created = chrono::DateTime::from_timestamp_millis(time_ms).context("time out of range")?;
     let mut records: Vec<serde_json::Value> = match &a.event_out {
         Some(p) if p.exists() => {
@@ -58,14 +48,14 @@ pub fn put(a: PutArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
         _ => Vec::new(),
     };
-    let type_number = profefe_type_number(&a.profile_type).unwrap_or(127);
+    let type_number = profefe_type_number(&a.profile.profile_type).unwrap_or(127);
     let mut created_objects = Vec::new();
     for (i, file) in a.files.iter().enumerate() {
         let data = std::fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?;
         // The xid's random part keeps keys of the same second apart (a key, not an id: the
         // profile's id comes from bucket, key and etag).
         let salt = fastrand::u64(..) ^ i as u64;
-        let key = profefe_key(&a.service, type_number, created, salt, &labels);
+        let key = profefe_key(&a.profile.service, type_number, created, salt, &labels);
         let out = rt
             .block_on(s3.put_object().bucket(&bucket).key(&key).body(data.clone().into()).send())
             .map_err(|e| anyhow::anyhow!("uploading {}: {}", file.display(), aws_sdk_s3::error::DisplayErrorContext(&e)))?;

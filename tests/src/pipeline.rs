@@ -86,7 +86,12 @@ impl Pipeline {
         let kafka = LocalKafka::start().context("start tansu (infra/local/install kafka)")?;
         let s3 = LocalS3::start().context("start s3s-fs (infra/local/install s3)")?;
         s3.create_bucket(BUCKET)?;
-        let dir = tempfile::Builder::new().prefix("pprofhouse-pipeline-").tempdir()?;
+        let mut dir = tempfile::Builder::new().prefix("pprofhouse-pipeline-").tempdir()?;
+        // PPROFHOUSE_TEST_KEEP=1 keeps the scratch directory (worker logs, events) for a post-mortem.
+        if std::env::var_os("PPROFHOUSE_TEST_KEEP").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("keeping {}", dir.path().display());
+        }
         let p = Pipeline {
             ch,
             kafka,

@@ -300,7 +300,8 @@ pub fn decode_protobuf_with(pb: Bytes, limits: &Limits) -> Result<Profile, Decod
     Ok(profile)
 }
 
-fn over(limit: &'static str, what: &'static str, value: u64, max: u64) -> Result<(), DecodeError> {
+/// `Err(OverLimit)` when `value` is over `max`.
+pub(crate) fn over(limit: &'static str, what: &'static str, value: u64, max: u64) -> Result<(), DecodeError> {
     if value > max {
         Err(DecodeError::OverLimit { limit, what, value, max })
     } else {

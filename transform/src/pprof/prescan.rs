@@ -3,7 +3,7 @@
 //! stack — so the count limits are checked before the decoder allocates anything. A file with
 //! six million strings or a million-frame stack is refused after reading its bytes once.
 
-use super::decode::{DecodeError, Limits};
+use super::decode::{over, DecodeError, Limits};
 
 /// What the pass counted.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -113,14 +113,6 @@ pub(crate) fn counts(pb: &[u8]) -> Option<Counts> {
         }
     }
     Some(c)
-}
-
-fn over(limit: &'static str, what: &'static str, value: u64, max: u64) -> Result<(), DecodeError> {
-    if value > max {
-        Err(DecodeError::OverLimit { limit, what, value, max })
-    } else {
-        Ok(())
-    }
 }
 
 /// Checks the count limits on the raw bytes, before decoding allocates.
