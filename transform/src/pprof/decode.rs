@@ -720,12 +720,9 @@ fn validate(parsed: Parsed, pb: &[u8], decoded_bytes: usize, l: &Limits) -> Resu
                 continue;
             }
             frames += sample_frames;
-            if let Err(e) = over(
-                "max_expanded_frames",
-                "frame visits (Σ over samples of the lines of each location)",
-                frames,
-                l.max_expanded_frames,
-            ) {
+            if let Err(e) =
+                over("max_expanded_frames", "frame visits (Σ over samples of the lines of each location)", frames, l.max_expanded_frames)
+            {
                 work = Some(e);
             }
         }
