@@ -14,8 +14,8 @@
 pub(crate) enum WireError {
     InvalidVarint,
     BufferUnderflow,
-    InvalidKey(u64),
-    InvalidWireType(u64),
+    InvalidKey,
+    InvalidWireType(u8),
     InvalidTag,
     UnexpectedWireType { actual: u8, expected: u8 },
     DelimitedLengthExceeded,
@@ -42,7 +42,7 @@ impl std::fmt::Display for WireError {
         match *self {
             WireError::InvalidVarint => write!(f, "invalid varint"),
             WireError::BufferUnderflow => write!(f, "buffer underflow"),
-            WireError::InvalidKey(key) => write!(f, "invalid key value: {key}"),
+            WireError::InvalidKey => write!(f, "invalid key value (over 32 bits)"),
             WireError::InvalidWireType(value) => write!(f, "invalid wire type value: {value}"),
             WireError::InvalidTag => write!(f, "invalid tag value: 0"),
             WireError::UnexpectedWireType { actual, expected } => {
@@ -82,13 +82,29 @@ impl<'a> Reader<'a> {
 
     #[inline(always)]
     pub fn varint(&mut self) -> Result<u64> {
-        match self.buf.get(self.pos) {
-            Some(&b) if b < 0x80 => {
+        let rest = self.buf.get(self.pos..).unwrap_or_default();
+        if rest.len() >= 10 {
+            // Not near the end: no bounds to check per byte.
+            let b = rest[0];
+            if b < 0x80 {
                 self.pos += 1;
-                Ok(b as u64)
+                return Ok(b as u64);
             }
-            _ => self.varint_slow(),
+            let mut v = (b & 0x7f) as u64;
+            for (i, &b) in rest[1..10].iter().enumerate() {
+                let i = i + 1;
+                v |= ((b & 0x7f) as u64) << (7 * i);
+                if b < 0x80 {
+                    if i == 9 && b >= 2 {
+                        return Err(WireError::InvalidVarint);
+                    }
+                    self.pos += i + 1;
+                    return Ok(v);
+                }
+            }
+            return Err(WireError::InvalidVarint);
         }
+        self.varint_slow()
     }
 
     #[inline(never)]
@@ -114,11 +130,11 @@ impl<'a> Reader<'a> {
     pub fn key(&mut self) -> Result<(u32, u8)> {
         let key = self.varint()?;
         if key > u32::MAX as u64 {
-            return Err(WireError::InvalidKey(key));
+            return Err(WireError::InvalidKey);
         }
         let wt = (key & 7) as u8;
         if wt > 5 {
-            return Err(WireError::InvalidWireType(key & 7));
+            return Err(WireError::InvalidWireType(wt));
         }
         let tag = key as u32 >> 3;
         if tag == 0 {
