@@ -190,3 +190,36 @@ fn work_limits_name_the_limit_they_stop() {
     // Within every limit, the same shapes decode.
     assert!(decode(minimal().encode_to_vec(), &Limits::default()).is_ok());
 }
+
+/// Concatenated gzip members inflate to the concatenation, as Go's reader does, whatever the
+/// sizes; the byte limit holds at its exact edge; trailing garbage is a gzip error.
+#[test]
+fn multi_member_gzip_and_the_exact_limit() {
+    use pprofhouse_transform::pprof::inflate;
+    let raw = minimal().encode_to_vec();
+    for cut in [0, 1, raw.len() / 2, raw.len() - 1] {
+        let mut two = gz(&raw[..cut]);
+        two.extend_from_slice(&gz(&raw[cut..]));
+        let p = decode(two.clone(), &Limits::default()).unwrap();
+        assert_eq!(p.sample_count(), 1);
+        assert_eq!(&inflate(Bytes::from(two.clone()), &Limits::default()).unwrap()[..], &raw[..]);
+        let exact = Limits { max_decompressed_bytes: raw.len(), ..Default::default() };
+        assert_eq!(inflate(Bytes::from(two.clone()), &exact).unwrap().len(), raw.len());
+        let under = Limits { max_decompressed_bytes: raw.len() - 1, ..Default::default() };
+        assert!(matches!(inflate(Bytes::from(two.clone()), &under), Err(DecodeError::TooLarge { .. })));
+        let mut garbage = two.clone();
+        garbage.extend_from_slice(b"\x1f\x8bxx");
+        assert!(matches!(inflate(Bytes::from(garbage), &Limits::default()), Err(DecodeError::Gzip(_) | DecodeError::Truncated(_))));
+    }
+    // A large first member and a tiny last one (whose ISIZE under-states the total), and a
+    // highly compressible one: the output buffer grows as needed.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let mut members = gz(&big);
+    members.extend_from_slice(&gz(b"x"));
+    members.extend_from_slice(&gz(&vec![7u8; 5_000_000]));
+    let out = inflate(Bytes::from(members), &Limits::default()).unwrap();
+    assert_eq!(out.len(), 8_000_001);
+    assert_eq!(&out[..big.len()], &big[..]);
+    assert_eq!(out[big.len()], b'x');
+    assert!(out[big.len() + 1..].iter().all(|&b| b == 7));
+}

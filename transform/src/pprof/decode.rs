@@ -311,6 +311,14 @@ pub fn inflate(data: Bytes, limits: &Limits) -> Result<Bytes, DecodeError> {
         }
         return Ok(data);
     }
+    if let Some(out) = inflate_libdeflate(&data, limits.max_decompressed_bytes) {
+        if out.is_empty() {
+            return Err(DecodeError::Empty);
+        }
+        return Ok(Bytes::from(out));
+    }
+    // Not decompressible within the limit by the fast path: the streaming decoder gives the
+    // exact error (truncated, bad gzip, over the limit) reading at most the limit + 1 bytes.
     let mut out = Vec::with_capacity((data.len() * 4).min(limits.max_decompressed_bytes));
     let mut reader = flate2::read::MultiGzDecoder::new(&data[..]).take(limits.max_decompressed_bytes as u64 + 1);
     match reader.read_to_end(&mut out) {
@@ -327,6 +335,64 @@ pub fn inflate(data: Bytes, limits: &Limits) -> Result<Bytes, DecodeError> {
         return Err(DecodeError::Empty);
     }
     Ok(Bytes::from(out))
+}
+
+/// A libdeflate decompressor, freed on drop.
+struct Libdeflate(*mut libdeflate_sys::libdeflate_decompressor);
+
+impl Drop for Libdeflate {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `libdeflate_alloc_decompressor`, freed once.
+        unsafe { libdeflate_sys::libdeflate_free_decompressor(self.0) }
+    }
+}
+
+/// Inflates every gzip member with libdeflate (whole-buffer, so the output buffer is sized up
+/// front: from the last member's ISIZE or 4× the input, grown by doubling, never past `limit`).
+/// `None` when the data is not valid gzip or inflates past `limit`: the caller then decides
+/// with the streaming decoder, which names the error exactly.
+fn inflate_libdeflate(data: &[u8], limit: usize) -> Option<Vec<u8>> {
+    // SAFETY: no arguments; a null return is checked.
+    let d = unsafe { libdeflate_sys::libdeflate_alloc_decompressor() };
+    if d.is_null() {
+        return None;
+    }
+    let d = Libdeflate(d);
+    let isize_hint = data.len().checked_sub(4).map_or(0, |i| u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]) as usize);
+    let mut out: Vec<u8> = Vec::with_capacity(isize_hint.max(data.len().saturating_mul(4)).min(limit));
+    let mut pos = 0;
+    while pos < data.len() {
+        let (mut used_in, mut used_out) = (0usize, 0usize);
+        let spare = out.spare_capacity_mut();
+        // SAFETY: the input is `data[pos..]` and the output the vector's spare capacity, each
+        // passed with its exact length; libdeflate writes at most `spare.len()` bytes and reports
+        // how many in `used_out`.
+        let r = unsafe {
+            libdeflate_sys::libdeflate_gzip_decompress_ex(
+                d.0,
+                data[pos..].as_ptr().cast(),
+                data.len() - pos,
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                &mut used_in,
+                &mut used_out,
+            )
+        };
+        match r {
+            libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS if used_in > 0 && used_out <= spare.len() => {
+                // SAFETY: libdeflate initialized `used_out` bytes of the spare capacity.
+                unsafe { out.set_len(out.len() + used_out) };
+                pos += used_in;
+            }
+            libdeflate_sys::libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE if out.capacity() < limit => {
+                // Retry this member with twice the room.
+                let want = out.capacity().saturating_mul(2).max(out.len() + 4096).min(limit);
+                out.reserve_exact(want - out.len());
+            }
+            _ => return None,
+        }
+    }
+    (out.len() <= limit).then_some(out)
 }
 
 /// Decodes gzip-compressed or raw protobuf pprof data (detected by magic bytes) and validates it.
