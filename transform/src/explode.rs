@@ -260,13 +260,13 @@ pub fn sort_rows(rows: &mut [FunctionRow<'_>], cum: bool) {
 
 /// The name pprof gives a node without a function name: `[base(mapping file)]` or `<unknown>`.
 fn unnamed_node(profile: &Profile, mapping_id: u64) -> Bytes {
-    let file = profile.mappings.get(mapping_id).map(|i| profile.str(profile.raw.mapping[i].filename).clone()).unwrap_or_default();
+    let file = profile.mappings.get(mapping_id).map(|i| profile.str(profile.mapping[i].filename)).unwrap_or_default();
     if file.is_empty() {
         return Bytes::from_static(b"<unknown>");
     }
     let mut name = Vec::with_capacity(file.len() + 2);
     name.push(b'[');
-    name.extend_from_slice(go_filepath_base(&file));
+    name.extend_from_slice(go_filepath_base(file));
     name.push(b']');
     Bytes::from(name)
 }
@@ -313,20 +313,20 @@ fn same_slice(a: &[u8], b: &[u8]) -> bool {
 
 /// Explodes a validated profile.
 pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
-    let raw = &profile.raw;
-    let k = raw.sample_type.len();
-    let mut names = Names { ids: HashMap::with_capacity(raw.function.len() + 8), names: Vec::with_capacity(raw.function.len() + 8) };
+    let k = profile.sample_type.len();
+    let n_funcs = profile.function.len();
+    let mut names = Names { ids: HashMap::with_capacity(n_funcs + 8), names: Vec::with_capacity(n_funcs + 8) };
 
     // Function position → node id (None: the function has no name; named per location).
     // Names are computed once per function, as pprof's symbolizer leaves them.
-    let func_node: Vec<Option<u32>> = raw
+    let func_node: Vec<Option<u32>> = profile
         .function
         .iter()
         .map(|f| {
             let (name, system_name) = (profile.str(f.name), profile.str(f.system_name));
             let name = match pprof_name(name, system_name, opts.demangle) {
-                Cow::Borrowed(b) if same_slice(b, name) => name.clone(),
-                Cow::Borrowed(b) if same_slice(b, system_name) => system_name.clone(),
+                Cow::Borrowed(b) if same_slice(b, name) => profile.str_bytes(f.name),
+                Cow::Borrowed(b) if same_slice(b, system_name) => profile.str_bytes(f.system_name),
                 Cow::Borrowed(b) => Bytes::copy_from_slice(b),
                 Cow::Owned(v) => Bytes::from(v),
             };
@@ -335,24 +335,27 @@ pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
         .collect();
 
     // Location position → its node ids, Line[0] (innermost) first.
-    let mut loc_start: Vec<u32> = Vec::with_capacity(raw.location.len() + 1);
-    let mut loc_nodes: Vec<u32> = Vec::with_capacity(raw.location.len() * 2);
+    let n_locs = profile.loc_id.len();
+    let mut loc_start: Vec<u32> = Vec::with_capacity(n_locs + 1);
+    let mut loc_nodes: Vec<u32> = Vec::with_capacity(profile.line_function.len() + n_locs);
     let mut unnamed: HashMap<u64, u32> = HashMap::new();
-    for loc in &raw.location {
+    for li in 0..n_locs {
         loc_start.push(loc_nodes.len() as u32);
+        let mapping_id = profile.loc_mapping[li];
         let mut unnamed_id = || {
-            *unnamed.entry(loc.mapping_id).or_insert_with(|| {
-                let name = unnamed_node(profile, loc.mapping_id);
+            *unnamed.entry(mapping_id).or_insert_with(|| {
+                let name = unnamed_node(profile, mapping_id);
                 names.intern(&name)
             })
         };
-        if loc.line.is_empty() {
+        let lines = &profile.line_function[profile.loc_line_start[li] as usize..profile.loc_line_start[li + 1] as usize];
+        if lines.is_empty() {
             let id = unnamed_id();
             loc_nodes.push(id);
             continue;
         }
-        for line in &loc.line {
-            let node = profile.functions.get(line.function_id).and_then(|fi| func_node[fi]);
+        for &function_id in lines {
+            let node = profile.functions.get(function_id).and_then(|fi| func_node[fi]);
             let id = match node {
                 Some(id) => id,
                 None => unnamed_id(),
@@ -375,8 +378,10 @@ pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
     let mut hash_buf: Vec<u8> = Vec::new();
     let mut marks = InlineMarks::new(opts.inline_marks, n_nodes, k, &loc_start, &loc_nodes);
 
-    for (si, sample) in raw.sample.iter().enumerate() {
-        let v = &sample.value[..];
+    let n_samples = profile.sample_count();
+    for si in 0..n_samples {
+        let v = &profile.values[si * k..si * k + k];
+        let stack = &profile.sample_locs[profile.sample_loc_start[si] as usize..profile.sample_loc_start[si + 1] as usize];
         if v.iter().all(|&x| x == 0) {
             continue;
         }
@@ -388,8 +393,9 @@ pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
         // Root to leaf, as pprof's graph builder walks (the order matters only for the inline
         // marks, whose per-sample edge dedup keeps the root-most occurrence).
         let mut parent = u32::MAX;
-        for &lid in sample.location_id.iter().rev() {
-            let Some(li) = profile.locations.get(lid) else { continue };
+        for &li in stack.iter().rev() {
+            // Validated and resolved: a location position.
+            let li = li as usize;
             let nodes = &loc_nodes[loc_start[li] as usize..loc_start[li + 1] as usize];
             let last = nodes.len() - 1;
             for (ni, &n) in nodes.iter().enumerate().rev() {
@@ -440,7 +446,7 @@ pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
         sample_types: profile.sample_types(),
         default_sample_type: profile.default_sample_type_index(),
         totals,
-        sample_count: raw.sample.len() as u64,
+        sample_count: n_samples as u64,
         label_keys: profile.label_keys(),
         decoded_bytes: profile.decoded_bytes as u64,
     };

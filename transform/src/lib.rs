@@ -5,8 +5,11 @@
 //! narrow interface:
 //!
 //! 1. **Format** — [`pprof`]: bytes → [`pprof::Profile`]. Gzip or raw protobuf (magic bytes
-//!    decide), decoded by `prost` into hand-written message types (no `protoc` at build time),
-//!    with the string table kept as bytes because real function names are not always UTF-8.
+//!    decide), decoded in one pass over the wire format into flat arrays — no allocation per
+//!    sample or location; strings stay bytes, ranges of the decompressed buffer, because real
+//!    function names are not always UTF-8. It accepts what `prost` accepts (packed and unpacked
+//!    repeated fields, unknown fields skipped); the `prost` message types in [`pprof::proto`]
+//!    remain as the encoder for tests and fixtures.
 //!    Every ID and string reference is validated once, here, against [`pprof::Limits`]; errors
 //!    are typed ([`pprof::DecodeError`]) and carry a stable `kind()` for metrics and dead
 //!    letters. Nothing past this point can fail on input.

@@ -76,7 +76,10 @@ pub fn pprof_name<'a>(name: &'a [u8], system_name: &'a [u8], mode: Demangle) -> 
     if !name.is_empty() && system_name != name {
         return Cow::Borrowed(name);
     }
-    if let Ok(sys) = std::str::from_utf8(system_name) {
+    // Every mangling `demangle` knows starts with `_` (`_R`, `_Z`, `_GLOBAL_`, or those after one
+    // more `_`): other names (Go's, say) skip the UTF-8 check.
+    let mangled = system_name.first() == Some(&b'_');
+    if let Some(sys) = mangled.then(|| std::str::from_utf8(system_name).ok()).flatten() {
         if let Some(d) = demangle(sys, mode) {
             if d != sys {
                 return Cow::Owned(d.into_bytes());
@@ -105,6 +108,10 @@ pub fn pprof_name<'a>(name: &'a [u8], system_name: &'a [u8], mode: Demangle) -> 
 
 /// pprof's `looksLikeDemangledCPlusPlus`.
 pub fn looks_like_demangled_cplusplus(name: &[u8]) -> bool {
+    // Every pattern below needs one of these bytes: one pass decides for most names.
+    if !name.iter().any(|c| matches!(c, b'<' | b'>' | b'[' | b']' | b':')) {
+        return false;
+    }
     if contains(name, b".<") || contains(name, b"]).") {
         return false;
     }

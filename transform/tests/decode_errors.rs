@@ -83,6 +83,53 @@ fn typed_errors() {
     assert!(matches!(err(p), DecodeError::StringTable));
 }
 
+/// Sample errors come in profile order and, within a sample, value count, stack, labels.
+#[test]
+fn sample_errors_in_order() {
+    let label = |key: i64, str: i64| proto::Label { key, str, num: 0, num_unit: 0 };
+    let mut p = minimal();
+    p.sample[0].label = vec![label(1, 0), label(2, 77)];
+    assert!(matches!(err(p), DecodeError::StringIndex { index: 77, len: 4 }));
+    let mut p = minimal();
+    p.sample[0].label = vec![label(-1, 0)];
+    assert!(matches!(err(p), DecodeError::StringIndex { index: -1, .. }));
+    let mut p = minimal();
+    p.sample.push(proto::Sample { location_id: vec![1], value: vec![1, 2], label: vec![] });
+    p.sample[0].location_id = vec![1, 8];
+    assert!(matches!(err(p), DecodeError::DanglingId { what: "location", id: 8, .. }));
+    let mut p = minimal();
+    p.sample.push(proto::Sample { location_id: vec![8], value: vec![1], label: vec![] });
+    p.sample[0].value = vec![];
+    assert!(matches!(err(p), DecodeError::ValueCount { got: 0, want: 1 }));
+    let mut p = minimal();
+    p.sample[0].location_id = vec![8];
+    p.sample[0].label = vec![label(99, 0)];
+    assert!(matches!(err(p), DecodeError::DanglingId { id: 8, .. }));
+    // Label keys are reported, sorted and distinct.
+    let mut p = minimal();
+    p.sample.push(p.sample[0].clone());
+    p.sample[0].label = vec![label(3, 1), label(1, 2)];
+    p.sample[1].label = vec![label(3, 2)];
+    let profile = decode(p.encode_to_vec(), &Limits::default()).unwrap();
+    assert_eq!(profile.label_keys(), vec!["cpu".to_string(), "main".to_string()]);
+    // A work limit is reported only when every reference is good.
+    let mut p = minimal();
+    p.sample.push(proto::Sample { location_id: vec![1, 9], value: vec![1], label: vec![] });
+    p.sample[0].location_id = vec![1; 50];
+    let limits = Limits { max_stack_depth: 10, ..Default::default() };
+    assert!(matches!(
+        decode(p.encode_to_vec(), &Limits { max_stack_depth: 60, max_expanded_frames: 10, ..Default::default() }),
+        Err(DecodeError::DanglingId { id: 9, .. })
+    ));
+    let mut ok = p.clone();
+    ok.sample[1].location_id = vec![1];
+    assert!(matches!(
+        decode(ok.encode_to_vec(), &Limits { max_expanded_frames: 10, ..Default::default() }),
+        Err(DecodeError::OverLimit { limit: "max_expanded_frames", .. })
+    ));
+    assert!(matches!(decode(p.encode_to_vec(), &limits), Err(DecodeError::OverLimit { limit: "max_stack_depth", .. })));
+}
+
 #[test]
 fn gzip_bomb_stops_at_the_limit() {
     // 64 MiB of zeros compresses to ~64 KiB; a 1 MiB limit refuses it.
@@ -142,4 +189,37 @@ fn work_limits_name_the_limit_they_stop() {
     over(locs, Limits { max_locations: 99, ..Default::default() }, "max_locations");
     // Within every limit, the same shapes decode.
     assert!(decode(minimal().encode_to_vec(), &Limits::default()).is_ok());
+}
+
+/// Concatenated gzip members inflate to the concatenation, as Go's reader does, whatever the
+/// sizes; the byte limit holds at its exact edge; trailing garbage is a gzip error.
+#[test]
+fn multi_member_gzip_and_the_exact_limit() {
+    use pprofhouse_transform::pprof::inflate;
+    let raw = minimal().encode_to_vec();
+    for cut in [0, 1, raw.len() / 2, raw.len() - 1] {
+        let mut two = gz(&raw[..cut]);
+        two.extend_from_slice(&gz(&raw[cut..]));
+        let p = decode(two.clone(), &Limits::default()).unwrap();
+        assert_eq!(p.sample_count(), 1);
+        assert_eq!(&inflate(Bytes::from(two.clone()), &Limits::default()).unwrap()[..], &raw[..]);
+        let exact = Limits { max_decompressed_bytes: raw.len(), ..Default::default() };
+        assert_eq!(inflate(Bytes::from(two.clone()), &exact).unwrap().len(), raw.len());
+        let under = Limits { max_decompressed_bytes: raw.len() - 1, ..Default::default() };
+        assert!(matches!(inflate(Bytes::from(two.clone()), &under), Err(DecodeError::TooLarge { .. })));
+        let mut garbage = two.clone();
+        garbage.extend_from_slice(b"\x1f\x8bxx");
+        assert!(matches!(inflate(Bytes::from(garbage), &Limits::default()), Err(DecodeError::Gzip(_) | DecodeError::Truncated(_))));
+    }
+    // A large first member and a tiny last one (whose ISIZE under-states the total), and a
+    // highly compressible one: the output buffer grows as needed.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let mut members = gz(&big);
+    members.extend_from_slice(&gz(b"x"));
+    members.extend_from_slice(&gz(&vec![7u8; 5_000_000]));
+    let out = inflate(Bytes::from(members), &Limits::default()).unwrap();
+    assert_eq!(out.len(), 8_000_001);
+    assert_eq!(&out[..big.len()], &big[..]);
+    assert_eq!(out[big.len()], b'x');
+    assert!(out[big.len() + 1..].iter().all(|&b| b == 7));
 }

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
-use pprofhouse_transform::pprof::{decode_protobuf, proto};
+use pprofhouse_transform::pprof::{decode_protobuf, proto, DecodeError};
 use pprofhouse_transform::{explode, ExplodeOptions};
 use proptest::prelude::*;
 use prost::Message;
@@ -154,9 +154,81 @@ proptest! {
             bytes[i] ^= flip.1;
         }
         bytes.truncate(cut.min(bytes.len()));
-        if let Ok(p) = decode_protobuf(Bytes::from(bytes)) {
+        // The wire pass accepts exactly what prost accepts, and classifies its failures alike.
+        let by_prost = proto::Profile::decode(&bytes[..]);
+        let ours = decode_protobuf(Bytes::from(bytes));
+        match (&by_prost, &ours) {
+            (Err(e), Err(DecodeError::Truncated(_))) => {
+                let m = e.to_string();
+                prop_assert!(m.contains("buffer underflow") || m.contains("unexpected end"), "{m}");
+            }
+            (Err(e), Err(DecodeError::NotProfile(m))) => prop_assert!(!m.contains("no sample types"), "prost: {e}, ours: {m}"),
+            (Err(e), other) => prop_assert!(false, "prost: {e}, ours: {other:?}"),
+            (Ok(_), Err(DecodeError::Truncated(m))) => prop_assert!(false, "prost accepts, ours: {m}"),
+            (Ok(_), Err(DecodeError::NotProfile(m))) => prop_assert!(m.contains("no sample types"), "prost accepts, ours: {m}"),
+            (Ok(_), _) => {}
+        }
+        if let Ok(p) = ours {
             let _ = explode(&p, ExplodeOptions { stacks: true, inline_marks: true, ..Default::default() });
         }
+    }
+
+    /// Unpacked repeated fields and unknown fields of every wire type decode to the same profile.
+    #[test]
+    fn unpacked_and_unknown_fields_decode_alike(g in gen()) {
+        let packed = encode(&g);
+        let mut p = proto::Profile::decode(packed.clone()).unwrap();
+        let samples = std::mem::take(&mut p.sample);
+        let mut wire = p.encode_to_vec();
+        let varint = |out: &mut Vec<u8>, mut v: u64| {
+            while v >= 0x80 {
+                out.push(v as u8 | 0x80);
+                v >>= 7;
+            }
+            out.push(v as u8);
+        };
+        let unknown = |out: &mut Vec<u8>| {
+            varint(out, 99 << 3); // varint
+            varint(out, 300);
+            varint(out, (98 << 3) | 5); // fixed32
+            out.extend_from_slice(&[1, 2, 3, 4]);
+            varint(out, (97 << 3) | 1); // fixed64
+            out.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+            varint(out, (96 << 3) | 3); // group holding a varint
+            varint(out, 1 << 3);
+            varint(out, 5);
+            varint(out, (96 << 3) | 4);
+            varint(out, (95 << 3) | 2); // length-delimited
+            varint(out, 2);
+            out.extend_from_slice(b"zz");
+        };
+        unknown(&mut wire);
+        for s in &samples {
+            let mut msg = Vec::new();
+            unknown(&mut msg);
+            for &id in &s.location_id {
+                varint(&mut msg, 1 << 3);
+                varint(&mut msg, id);
+            }
+            for &v in &s.value {
+                varint(&mut msg, 2 << 3);
+                varint(&mut msg, v as u64);
+            }
+            varint(&mut wire, (2 << 3) | 2);
+            varint(&mut wire, msg.len() as u64);
+            wire.extend_from_slice(&msg);
+        }
+        let a = explode(&decode_protobuf(packed).unwrap(), ExplodeOptions { stacks: true, inline_marks: true, ..Default::default() });
+        let b = explode(&decode_protobuf(Bytes::from(wire)).unwrap(), ExplodeOptions { stacks: true, inline_marks: true, ..Default::default() });
+        prop_assert_eq!(&a.names, &b.names);
+        prop_assert_eq!(&a.flat, &b.flat);
+        prop_assert_eq!(&a.cum, &b.cum);
+        prop_assert_eq!(&a.inline_marks, &b.inline_marks);
+        prop_assert_eq!(a.facts.sample_count, b.facts.sample_count);
+        prop_assert_eq!(&a.facts.totals, &b.facts.totals);
+        let sa: Vec<(u64, &Vec<i64>)> = a.stacks.iter().map(|s| (s.hash, &s.values)).collect();
+        let sb: Vec<(u64, &Vec<i64>)> = b.stacks.iter().map(|s| (s.hash, &s.values)).collect();
+        prop_assert_eq!(sa, sb);
     }
 }
 

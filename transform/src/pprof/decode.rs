@@ -10,9 +10,8 @@
 use std::io::Read;
 
 use bytes::Bytes;
-use prost::Message;
 
-use super::proto;
+use super::wire::{Reader, WireError, RECURSION_LIMIT};
 
 /// What one profile may cost. Untrusted input must not be able to make a worker allocate or
 /// compute without bound: the byte limit stops a gzip bomb while inflating, the counts are
@@ -210,10 +209,69 @@ impl IdIndex {
     }
 }
 
+/// A sample or period type: string indices.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ValueType {
+    pub ty: i64,
+    pub unit: i64,
+}
+
+/// What a mapping contributes: its ID and the strings it refers to.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Mapping {
+    pub id: u64,
+    pub filename: i64,
+    pub build_id: i64,
+}
+
+/// What a function contributes: its ID and the strings it refers to.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Function {
+    pub id: u64,
+    pub name: i64,
+    pub system_name: i64,
+    pub filename: i64,
+}
+
 /// A decoded profile whose every cross-reference has been checked.
+///
+/// Flat: decoding allocates per table, never per sample or per location. Strings are ranges of
+/// the decompressed buffer (kept alive here), samples and location lines are offsets into
+/// shared arrays.
 #[derive(Debug, Clone)]
 pub struct Profile {
-    pub(crate) raw: proto::Profile,
+    /// The decompressed protobuf; strings point into it.
+    pub(crate) buf: Bytes,
+    /// String table: `(start, end)` in `buf`.
+    pub(crate) strings: Vec<(u32, u32)>,
+    pub(crate) sample_type: Vec<ValueType>,
+    pub(crate) period_type: Option<ValueType>,
+    pub(crate) drop_frames: i64,
+    pub(crate) keep_frames: i64,
+    pub(crate) time_nanos: i64,
+    pub(crate) duration_nanos: i64,
+    pub(crate) period: i64,
+    pub(crate) default_sample_type: i64,
+    pub(crate) doc_url: i64,
+    pub(crate) comment: Vec<i64>,
+    pub(crate) mapping: Vec<Mapping>,
+    pub(crate) function: Vec<Function>,
+    /// Location IDs, in profile order.
+    pub(crate) loc_id: Vec<u64>,
+    /// Location mapping IDs (0: none).
+    pub(crate) loc_mapping: Vec<u64>,
+    /// Location `i`'s lines are `line_function[loc_line_start[i]..loc_line_start[i + 1]]`.
+    pub(crate) loc_line_start: Vec<u32>,
+    /// Function ID of each line (0: none), innermost first within a location.
+    pub(crate) line_function: Vec<u64>,
+    /// Sample `i`'s stack is `sample_locs[sample_loc_start[i]..sample_loc_start[i + 1]]`.
+    pub(crate) sample_loc_start: Vec<u32>,
+    /// Stacks, leaf first, as location *positions* (IDs resolved during validation).
+    pub(crate) sample_locs: Vec<u64>,
+    /// Sample `i`'s values are `values[i * k..(i + 1) * k]`, `k` the number of sample types.
+    pub(crate) values: Vec<i64>,
+    /// Distinct label keys (string indices), in order of first appearance.
+    pub(crate) label_keys: Vec<i64>,
     pub(crate) locations: IdIndex,
     pub(crate) functions: IdIndex,
     pub(crate) mappings: IdIndex,
@@ -253,6 +311,14 @@ pub fn inflate(data: Bytes, limits: &Limits) -> Result<Bytes, DecodeError> {
         }
         return Ok(data);
     }
+    if let Some(out) = inflate_libdeflate(&data, limits.max_decompressed_bytes) {
+        if out.is_empty() {
+            return Err(DecodeError::Empty);
+        }
+        return Ok(Bytes::from(out));
+    }
+    // Not decompressible within the limit by the fast path: the streaming decoder gives the
+    // exact error (truncated, bad gzip, over the limit) reading at most the limit + 1 bytes.
     let mut out = Vec::with_capacity((data.len() * 4).min(limits.max_decompressed_bytes));
     let mut reader = flate2::read::MultiGzDecoder::new(&data[..]).take(limits.max_decompressed_bytes as u64 + 1);
     match reader.read_to_end(&mut out) {
@@ -271,6 +337,64 @@ pub fn inflate(data: Bytes, limits: &Limits) -> Result<Bytes, DecodeError> {
     Ok(Bytes::from(out))
 }
 
+/// A libdeflate decompressor, freed on drop.
+struct Libdeflate(*mut libdeflate_sys::libdeflate_decompressor);
+
+impl Drop for Libdeflate {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `libdeflate_alloc_decompressor`, freed once.
+        unsafe { libdeflate_sys::libdeflate_free_decompressor(self.0) }
+    }
+}
+
+/// Inflates every gzip member with libdeflate (whole-buffer, so the output buffer is sized up
+/// front: from the last member's ISIZE or 4× the input, grown by doubling, never past `limit`).
+/// `None` when the data is not valid gzip or inflates past `limit`: the caller then decides
+/// with the streaming decoder, which names the error exactly.
+fn inflate_libdeflate(data: &[u8], limit: usize) -> Option<Vec<u8>> {
+    // SAFETY: no arguments; a null return is checked.
+    let d = unsafe { libdeflate_sys::libdeflate_alloc_decompressor() };
+    if d.is_null() {
+        return None;
+    }
+    let d = Libdeflate(d);
+    let isize_hint = data.len().checked_sub(4).map_or(0, |i| u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]) as usize);
+    let mut out: Vec<u8> = Vec::with_capacity(isize_hint.max(data.len().saturating_mul(4)).min(limit));
+    let mut pos = 0;
+    while pos < data.len() {
+        let (mut used_in, mut used_out) = (0usize, 0usize);
+        let spare = out.spare_capacity_mut();
+        // SAFETY: the input is `data[pos..]` and the output the vector's spare capacity, each
+        // passed with its exact length; libdeflate writes at most `spare.len()` bytes and reports
+        // how many in `used_out`.
+        let r = unsafe {
+            libdeflate_sys::libdeflate_gzip_decompress_ex(
+                d.0,
+                data[pos..].as_ptr().cast(),
+                data.len() - pos,
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                &mut used_in,
+                &mut used_out,
+            )
+        };
+        match r {
+            libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS if used_in > 0 && used_out <= spare.len() => {
+                // SAFETY: libdeflate initialized `used_out` bytes of the spare capacity.
+                unsafe { out.set_len(out.len() + used_out) };
+                pos += used_in;
+            }
+            libdeflate_sys::libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE if out.capacity() < limit => {
+                // Retry this member with twice the room.
+                let want = out.capacity().saturating_mul(2).max(out.len() + 4096).min(limit);
+                out.reserve_exact(want - out.len());
+            }
+            _ => return None,
+        }
+    }
+    (out.len() <= limit).then_some(out)
+}
+
 /// Decodes gzip-compressed or raw protobuf pprof data (detected by magic bytes) and validates it.
 pub fn decode(data: impl Into<Bytes>, limits: &Limits) -> Result<Profile, DecodeError> {
     let pb = inflate(data.into(), limits)?;
@@ -283,21 +407,277 @@ pub fn decode_protobuf(pb: Bytes) -> Result<Profile, DecodeError> {
 }
 
 /// Decodes raw (already inflated) protobuf bytes and validates them against `limits`.
+///
+/// One pass over the wire format writes every table into flat arrays (no allocation per
+/// sample or location); the count limits are checked as the counts grow, so a profile over
+/// one is refused before its tables are built. Then one pass over the flat arrays validates
+/// references and counts explode's work.
 pub fn decode_protobuf_with(pb: Bytes, limits: &Limits) -> Result<Profile, DecodeError> {
     let decoded_bytes = pb.len();
-    // The counts first, on the bytes: nothing is allocated for a profile over a count limit.
-    super::prescan::check(&pb, limits)?;
-    let raw = proto::Profile::decode(pb).map_err(|e| {
-        let msg = e.to_string();
-        if msg.contains("buffer underflow") || msg.contains("unexpected end") {
-            DecodeError::Truncated(format!("protobuf ends early: {msg}"))
-        } else {
-            DecodeError::NotProfile(msg)
+    if pb.len() > u32::MAX as usize {
+        // Offsets are 32-bit.
+        return Err(DecodeError::TooLarge { limit: u32::MAX as usize });
+    }
+    let mut checked = true;
+    let parsed = loop {
+        match parse(&pb, limits, checked) {
+            Ok(p) => break p,
+            // Over a count limit (or, below, malformed): the pre-scan's verdict on the whole
+            // file is the answer, as when it ran first. When it finds the file not well-formed
+            // enough to count (it has no notion of groups), the limits are not applied.
+            Err(WireError::Limit) => {
+                super::prescan::check(&pb, limits)?;
+                checked = false;
+            }
+            Err(e) => {
+                super::prescan::check(&pb, limits)?;
+                return Err(wire_error(e));
+            }
         }
-    })?;
-    let profile = validate(raw, decoded_bytes)?;
-    check_work(&profile, limits)?;
-    Ok(profile)
+    };
+    if checked {
+        // Every function (and at most one name per mapping) becomes a node with a cell per type.
+        let nodes = parsed.function.len() as u64 + parsed.mapping.len() as u64 + 1;
+        if nodes.saturating_mul(parsed.sample_type.len() as u64) > limits.max_function_cells {
+            super::prescan::check(&pb, limits)?;
+        }
+    }
+    validate(parsed, &pb, decoded_bytes, limits)
+}
+
+fn wire_error(e: WireError) -> DecodeError {
+    let msg = e.to_string();
+    if matches!(e, WireError::BufferUnderflow | WireError::UnexpectedEndGroupTag) {
+        DecodeError::Truncated(format!("protobuf ends early: {msg}"))
+    } else {
+        DecodeError::NotProfile(msg)
+    }
+}
+
+/// What the wire pass produces besides the profile's tables: aggregates that let validation
+/// skip per-sample work when nothing is wrong.
+struct Parsed {
+    p: Profile,
+    /// Fewest and most values in one sample.
+    values_min: usize,
+    values_max: usize,
+    /// Smallest and largest string index among labels' key, str and num_unit.
+    label_str_min: i64,
+    label_str_max: i64,
+}
+
+impl std::ops::Deref for Parsed {
+    type Target = Profile;
+    fn deref(&self) -> &Profile {
+        &self.p
+    }
+}
+
+#[inline(always)]
+fn limit(count: usize, max: usize, checked: bool) -> Result<(), WireError> {
+    if checked && count > max {
+        Err(WireError::Limit)
+    } else {
+        Ok(())
+    }
+}
+
+fn value_type(r: &mut Reader<'_>, wt: u8, depth: u32, vt: &mut ValueType) -> Result<(), WireError> {
+    r.message(wt, depth, |r, tag, wt, depth| {
+        match tag {
+            1 => vt.ty = r.scalar(wt)? as i64,
+            2 => vt.unit = r.scalar(wt)? as i64,
+            _ => r.skip(wt, tag, depth)?,
+        }
+        Ok(())
+    })
+}
+
+/// The single pass over the wire format.
+fn parse(pb: &Bytes, l: &Limits, checked: bool) -> Result<Parsed, WireError> {
+    let mut r = Reader::new(pb);
+    let mut p = Profile {
+        buf: pb.clone(),
+        strings: Vec::new(),
+        sample_type: Vec::new(),
+        period_type: None,
+        drop_frames: 0,
+        keep_frames: 0,
+        time_nanos: 0,
+        duration_nanos: 0,
+        period: 0,
+        default_sample_type: 0,
+        doc_url: 0,
+        comment: Vec::new(),
+        mapping: Vec::new(),
+        function: Vec::new(),
+        loc_id: Vec::new(),
+        loc_mapping: Vec::new(),
+        loc_line_start: vec![0],
+        line_function: Vec::new(),
+        sample_loc_start: vec![0],
+        sample_locs: Vec::new(),
+        values: Vec::new(),
+        label_keys: Vec::new(),
+        locations: IdIndex::Dense(0),
+        functions: IdIndex::Dense(0),
+        mappings: IdIndex::Dense(0),
+        decoded_bytes: pb.len(),
+    };
+    let (mut values_min, mut values_max) = (usize::MAX, 0usize);
+    let (mut label_str_min, mut label_str_max) = (0i64, 0i64);
+    let mut key_set: hashbrown::HashSet<i64> = hashbrown::HashSet::new();
+    let mut last_key: Option<i64> = None;
+    let depth = RECURSION_LIMIT;
+    while !r.at_end() {
+        let (tag, wt) = r.key()?;
+        match tag {
+            1 => {
+                let mut vt = ValueType::default();
+                value_type(&mut r, wt, depth, &mut vt)?;
+                p.sample_type.push(vt);
+                limit(p.sample_type.len(), l.max_sample_types, checked)?;
+            }
+            2 => {
+                limit(p.sample_loc_start.len(), l.max_samples, checked)?;
+                let locs_before = p.sample_locs.len();
+                let values_before = p.values.len();
+                let (locs, values) = (&mut p.sample_locs, &mut p.values);
+                r.message(wt, depth, |r, tag, wt, depth| {
+                    match tag {
+                        1 => {
+                            r.repeated(wt, |v| locs.push(v))?;
+                            limit(locs.len() - locs_before, l.max_stack_depth, checked)?;
+                        }
+                        2 => r.repeated(wt, |v| values.push(v as i64))?,
+                        3 => {
+                            let mut lab = [0i64; 3];
+                            r.message(wt, depth, |r, tag, wt, depth| {
+                                match tag {
+                                    1 => lab[0] = r.scalar(wt)? as i64,
+                                    2 => lab[1] = r.scalar(wt)? as i64,
+                                    3 => {
+                                        r.scalar(wt)?;
+                                    }
+                                    4 => lab[2] = r.scalar(wt)? as i64,
+                                    _ => r.skip(wt, tag, depth)?,
+                                }
+                                Ok(())
+                            })?;
+                            for &s in &lab {
+                                label_str_min = label_str_min.min(s);
+                                label_str_max = label_str_max.max(s);
+                            }
+                            if last_key != Some(lab[0]) {
+                                last_key = Some(lab[0]);
+                                if key_set.insert(lab[0]) {
+                                    p.label_keys.push(lab[0]);
+                                }
+                            }
+                        }
+                        _ => r.skip(wt, tag, depth)?,
+                    }
+                    Ok(())
+                })?;
+                let n_values = p.values.len() - values_before;
+                values_min = values_min.min(n_values);
+                values_max = values_max.max(n_values);
+                p.sample_loc_start.push(p.sample_locs.len() as u32);
+            }
+            3 => {
+                let mut m = Mapping::default();
+                r.message(wt, depth, |r, tag, wt, depth| {
+                    match tag {
+                        1 => m.id = r.scalar(wt)?,
+                        5 => m.filename = r.scalar(wt)? as i64,
+                        6 => m.build_id = r.scalar(wt)? as i64,
+                        2..=4 | 7..=10 => {
+                            r.scalar(wt)?;
+                        }
+                        _ => r.skip(wt, tag, depth)?,
+                    }
+                    Ok(())
+                })?;
+                p.mapping.push(m);
+            }
+            4 => {
+                limit(p.loc_id.len() + 1, l.max_locations, checked)?;
+                let (mut id, mut mapping_id) = (0u64, 0u64);
+                let lines_before = p.line_function.len();
+                let lines = &mut p.line_function;
+                r.message(wt, depth, |r, tag, wt, depth| {
+                    match tag {
+                        1 => id = r.scalar(wt)?,
+                        2 => mapping_id = r.scalar(wt)?,
+                        3 | 5 => {
+                            r.scalar(wt)?;
+                        }
+                        4 => {
+                            let mut function_id = 0u64;
+                            r.message(wt, depth, |r, tag, wt, depth| {
+                                match tag {
+                                    1 => function_id = r.scalar(wt)?,
+                                    2 | 3 => {
+                                        r.scalar(wt)?;
+                                    }
+                                    _ => r.skip(wt, tag, depth)?,
+                                }
+                                Ok(())
+                            })?;
+                            lines.push(function_id);
+                            limit(lines.len() - lines_before, l.max_lines_per_location, checked)?;
+                        }
+                        _ => r.skip(wt, tag, depth)?,
+                    }
+                    Ok(())
+                })?;
+                p.loc_id.push(id);
+                p.loc_mapping.push(mapping_id);
+                p.loc_line_start.push(p.line_function.len() as u32);
+            }
+            5 => {
+                limit(p.function.len() + 1, l.max_functions, checked)?;
+                let mut f = Function::default();
+                r.message(wt, depth, |r, tag, wt, depth| {
+                    match tag {
+                        1 => f.id = r.scalar(wt)?,
+                        2 => f.name = r.scalar(wt)? as i64,
+                        3 => f.system_name = r.scalar(wt)? as i64,
+                        4 => f.filename = r.scalar(wt)? as i64,
+                        5 => {
+                            r.scalar(wt)?;
+                        }
+                        _ => r.skip(wt, tag, depth)?,
+                    }
+                    Ok(())
+                })?;
+                p.function.push(f);
+            }
+            6 => {
+                limit(p.strings.len() + 1, l.max_strings, checked)?;
+                let (start, end) = r.bytes(wt)?;
+                p.strings.push((start as u32, end as u32));
+            }
+            7 => p.drop_frames = r.scalar(wt)? as i64,
+            8 => p.keep_frames = r.scalar(wt)? as i64,
+            9 => p.time_nanos = r.scalar(wt)? as i64,
+            10 => p.duration_nanos = r.scalar(wt)? as i64,
+            11 => {
+                let mut vt = p.period_type.unwrap_or_default();
+                value_type(&mut r, wt, depth, &mut vt)?;
+                p.period_type = Some(vt);
+            }
+            12 => p.period = r.scalar(wt)? as i64,
+            13 => {
+                let comment = &mut p.comment;
+                r.repeated(wt, |v| comment.push(v as i64))?;
+            }
+            14 => p.default_sample_type = r.scalar(wt)? as i64,
+            15 => p.doc_url = r.scalar(wt)? as i64,
+            _ => r.skip(wt, tag, depth)?,
+        }
+    }
+    Ok(Parsed { p, values_min, values_max, label_str_min, label_str_max })
 }
 
 /// `Err(OverLimit)` when `value` is over `max`.
@@ -309,34 +689,18 @@ pub(crate) fn over(limit: &'static str, what: &'static str, value: u64, max: u64
     }
 }
 
-/// The work explode would do, counted before it does it: stack depth and frame visits.
-fn check_work(p: &Profile, l: &Limits) -> Result<(), DecodeError> {
-    let lines: Vec<u64> = p.raw.location.iter().map(|loc| loc.line.len().max(1) as u64).collect();
-    let mut frames: u64 = 0;
-    for s in &p.raw.sample {
-        over("max_stack_depth", "locations on one stack", s.location_id.len() as u64, l.max_stack_depth as u64)?;
-        for &id in &s.location_id {
-            // Validated: every id resolves.
-            frames += p.locations.get(id).map_or(1, |i| lines[i]);
-        }
-        if frames > l.max_expanded_frames {
-            return over(
-                "max_expanded_frames",
-                "frame visits (Σ over samples of the lines of each location)",
-                frames,
-                l.max_expanded_frames,
-            );
-        }
-    }
-    Ok(())
-}
-
-fn validate(raw: proto::Profile, decoded_bytes: usize) -> Result<Profile, DecodeError> {
-    if raw.sample_type.is_empty() && raw.sample.is_empty() {
+/// Checks every reference, in the order (and with the errors) of a check over decoded
+/// messages: the tables, then sample by sample (value count, stack, labels); then counts the
+/// work explode would do — stack depth and frame visits — before it does it. Resolves the
+/// stacks' location IDs to positions on the way.
+fn validate(parsed: Parsed, pb: &[u8], decoded_bytes: usize, l: &Limits) -> Result<Profile, DecodeError> {
+    let Parsed { mut p, values_min, values_max, label_str_min, label_str_max } = parsed;
+    let n_samples = p.sample_loc_start.len() - 1;
+    if p.sample_type.is_empty() && n_samples == 0 {
         return Err(DecodeError::NotProfile("no sample types and no samples".into()));
     }
-    let strings = raw.string_table.len();
-    if strings == 0 || !raw.string_table[0].is_empty() {
+    let strings = p.strings.len();
+    if strings == 0 || p.strings[0].0 != p.strings[0].1 {
         return Err(DecodeError::StringTable);
     }
     let check_str = |index: i64| -> Result<(), DecodeError> {
@@ -346,65 +710,187 @@ fn validate(raw: proto::Profile, decoded_bytes: usize) -> Result<Profile, Decode
             Ok(())
         }
     };
-    for vt in raw.sample_type.iter().chain(raw.period_type.iter()) {
-        check_str(vt.r#type)?;
+    for vt in p.sample_type.iter().chain(p.period_type.iter()) {
+        check_str(vt.ty)?;
         check_str(vt.unit)?;
     }
-    for i in [raw.drop_frames, raw.keep_frames, raw.default_sample_type, raw.doc_url] {
+    for i in [p.drop_frames, p.keep_frames, p.default_sample_type, p.doc_url] {
         check_str(i)?;
     }
-    for &c in &raw.comment {
+    for &c in &p.comment {
         check_str(c)?;
     }
-    let mappings = IdIndex::build(raw.mapping.iter().map(|m| m.id), "mapping")?;
-    for m in &raw.mapping {
+    let mappings = IdIndex::build(p.mapping.iter().map(|m| m.id), "mapping")?;
+    for m in &p.mapping {
         check_str(m.filename)?;
         check_str(m.build_id)?;
     }
-    let functions = IdIndex::build(raw.function.iter().map(|f| f.id), "function")?;
-    for f in &raw.function {
+    let functions = IdIndex::build(p.function.iter().map(|f| f.id), "function")?;
+    for f in &p.function {
         check_str(f.name)?;
         check_str(f.system_name)?;
         check_str(f.filename)?;
     }
-    let locations = IdIndex::build(raw.location.iter().map(|l| l.id), "location")?;
-    for l in &raw.location {
-        if l.mapping_id != 0 && mappings.get(l.mapping_id).is_none() {
-            return Err(DecodeError::DanglingId { from: "location", what: "mapping", id: l.mapping_id });
+    let locations = IdIndex::build(p.loc_id.iter().copied(), "location")?;
+    for (i, &mapping_id) in p.loc_mapping.iter().enumerate() {
+        if mapping_id != 0 && mappings.get(mapping_id).is_none() {
+            return Err(DecodeError::DanglingId { from: "location", what: "mapping", id: mapping_id });
         }
-        for line in &l.line {
-            if line.function_id != 0 && functions.get(line.function_id).is_none() {
-                return Err(DecodeError::DanglingId { from: "location line", what: "function", id: line.function_id });
+        let lines = &p.line_function[p.loc_line_start[i] as usize..p.loc_line_start[i + 1] as usize];
+        for &function_id in lines {
+            if function_id != 0 && functions.get(function_id).is_none() {
+                return Err(DecodeError::DanglingId { from: "location line", what: "function", id: function_id });
             }
         }
     }
-    if raw.sample.is_empty() {
+    if n_samples == 0 {
         return Err(DecodeError::NoSamples);
     }
-    let want = raw.sample_type.len();
-    for s in &raw.sample {
-        if s.value.len() != want {
-            return Err(DecodeError::ValueCount { got: s.value.len(), want });
-        }
-        for &id in &s.location_id {
-            if locations.get(id).is_none() {
-                return Err(DecodeError::DanglingId { from: "sample", what: "location", id });
+    let want = p.sample_type.len();
+    if values_min != want || values_max != want || label_str_min < 0 || label_str_max as u64 >= strings as u64 {
+        // Some sample is wrong: find the first error, sample by sample, from the wire.
+        return Err(first_sample_error(pb, want, strings, &locations));
+    }
+    // Resolve stacks to location positions; count explode's work, reporting it only once every
+    // reference is known to be good.
+    let lines: Vec<u32> = p.loc_line_start.windows(2).map(|w| (w[1] - w[0]).max(1)).collect();
+    let mut work: Option<DecodeError> = None;
+    let mut frames: u64 = 0;
+    for s in 0..n_samples {
+        let (start, end) = (p.sample_loc_start[s] as usize, p.sample_loc_start[s + 1] as usize);
+        let stack = &mut p.sample_locs[start..end];
+        let mut sample_frames: u64 = 0;
+        match &locations {
+            IdIndex::Dense(n) => {
+                for id in stack.iter_mut() {
+                    let pos = id.wrapping_sub(1);
+                    if pos >= *n as u64 {
+                        return Err(DecodeError::DanglingId { from: "sample", what: "location", id: *id });
+                    }
+                    *id = pos;
+                    sample_frames += lines[pos as usize] as u64;
+                }
+            }
+            IdIndex::Sparse(_) => {
+                for id in stack.iter_mut() {
+                    let Some(pos) = locations.get(*id) else {
+                        return Err(DecodeError::DanglingId { from: "sample", what: "location", id: *id });
+                    };
+                    *id = pos as u64;
+                    sample_frames += lines[pos] as u64;
+                }
             }
         }
-        for l in &s.label {
-            check_str(l.key)?;
-            check_str(l.str)?;
-            check_str(l.num_unit)?;
+        if work.is_none() {
+            if let Err(e) = over("max_stack_depth", "locations on one stack", (end - start) as u64, l.max_stack_depth as u64) {
+                work = Some(e);
+                continue;
+            }
+            frames += sample_frames;
+            if let Err(e) =
+                over("max_expanded_frames", "frame visits (Σ over samples of the lines of each location)", frames, l.max_expanded_frames)
+            {
+                work = Some(e);
+            }
         }
     }
-    Ok(Profile { raw, locations, functions, mappings, decoded_bytes })
+    if let Some(e) = work {
+        return Err(e);
+    }
+    p.locations = locations;
+    p.functions = functions;
+    p.mappings = mappings;
+    p.decoded_bytes = decoded_bytes;
+    Ok(p)
+}
+
+/// The first error among the samples, in profile order and, within a sample, in the order value
+/// count, stack, labels. Reads the samples again from the wire: only called when one is wrong.
+fn first_sample_error(pb: &[u8], want: usize, strings: usize, locations: &IdIndex) -> DecodeError {
+    let check_str = |index: i64| -> Result<(), DecodeError> {
+        if index < 0 || index as usize >= strings {
+            Err(DecodeError::StringIndex { index, len: strings })
+        } else {
+            Ok(())
+        }
+    };
+    let mut r = Reader::new(pb);
+    let mut stack: Vec<u64> = Vec::new();
+    let mut labels: Vec<[i64; 3]> = Vec::new();
+    let result = (|| -> Result<Result<(), DecodeError>, WireError> {
+        while !r.at_end() {
+            let (tag, wt) = r.key()?;
+            if tag != 2 {
+                r.skip(wt, tag, RECURSION_LIMIT)?;
+                continue;
+            }
+            stack.clear();
+            labels.clear();
+            let mut n_values = 0usize;
+            r.message(wt, RECURSION_LIMIT, |r, tag, wt, depth| {
+                match tag {
+                    1 => r.repeated(wt, |v| stack.push(v))?,
+                    2 => r.repeated(wt, |_| n_values += 1)?,
+                    3 => {
+                        let mut lab = [0i64; 3];
+                        r.message(wt, depth, |r, tag, wt, depth| {
+                            match tag {
+                                1 => lab[0] = r.scalar(wt)? as i64,
+                                2 => lab[1] = r.scalar(wt)? as i64,
+                                4 => lab[2] = r.scalar(wt)? as i64,
+                                _ => r.skip(wt, tag, depth)?,
+                            }
+                            Ok(())
+                        })?;
+                        labels.push(lab);
+                    }
+                    _ => r.skip(wt, tag, depth)?,
+                }
+                Ok(())
+            })?;
+            let sample = (|| {
+                if n_values != want {
+                    return Err(DecodeError::ValueCount { got: n_values, want });
+                }
+                for &id in &stack {
+                    if locations.get(id).is_none() {
+                        return Err(DecodeError::DanglingId { from: "sample", what: "location", id });
+                    }
+                }
+                for lab in &labels {
+                    for &s in lab {
+                        check_str(s)?;
+                    }
+                }
+                Ok(())
+            })();
+            if sample.is_err() {
+                return Ok(sample);
+            }
+        }
+        Ok(Ok(()))
+    })();
+    match result {
+        Ok(Err(e)) => e,
+        // Unreachable: the same bytes parsed, and some sample is wrong.
+        Ok(Ok(())) => DecodeError::NotProfile("inconsistent sample checks".into()),
+        Err(e) => wire_error(e),
+    }
 }
 
 impl Profile {
     /// The string at `index` of the string table (validated during decode).
     #[inline]
-    pub(crate) fn str(&self, index: i64) -> &Bytes {
-        &self.raw.string_table[index as usize]
+    pub(crate) fn str(&self, index: i64) -> &[u8] {
+        let (start, end) = self.strings[index as usize];
+        &self.buf[start as usize..end as usize]
+    }
+
+    /// The string at `index` as a shared slice of the decompressed buffer.
+    #[inline]
+    pub(crate) fn str_bytes(&self, index: i64) -> Bytes {
+        let (start, end) = self.strings[index as usize];
+        self.buf.slice(start as usize..end as usize)
     }
 
     fn string_lossy(&self, index: i64) -> String {
@@ -413,23 +899,19 @@ impl Profile {
 
     /// The sample types, in profile order.
     pub fn sample_types(&self) -> Vec<SampleType> {
-        self.raw
-            .sample_type
-            .iter()
-            .map(|vt| SampleType { r#type: self.string_lossy(vt.r#type), unit: self.string_lossy(vt.unit) })
-            .collect()
+        self.sample_type.iter().map(|vt| SampleType { r#type: self.string_lossy(vt.ty), unit: self.string_lossy(vt.unit) }).collect()
     }
 
     /// The sample type `go tool pprof` shows when none is asked for: `default_sample_type` when
     /// it names one of the sample types, else the last one.
     pub fn default_sample_type_index(&self) -> usize {
-        let dflt = self.str(self.raw.default_sample_type);
+        let dflt = self.str(self.default_sample_type);
         if !dflt.is_empty() {
-            if let Some(i) = self.raw.sample_type.iter().position(|vt| self.str(vt.r#type) == dflt) {
+            if let Some(i) = self.sample_type.iter().position(|vt| self.str(vt.ty) == dflt) {
                 return i;
             }
         }
-        self.raw.sample_type.len().saturating_sub(1)
+        self.sample_type.len().saturating_sub(1)
     }
 
     /// Resolves a user's sample type choice: `type`, `type/unit`, or an index.
@@ -444,34 +926,31 @@ impl Profile {
 
     /// Profile time (`time_nanos`), ns since the epoch; 0 when absent.
     pub fn time_nanos(&self) -> i64 {
-        self.raw.time_nanos
+        self.time_nanos
     }
     /// Profile duration in ns; 0 when absent.
     pub fn duration_nanos(&self) -> i64 {
-        self.raw.duration_nanos
+        self.duration_nanos
     }
     /// Sampling period, in `period_type` units.
     pub fn period(&self) -> i64 {
-        self.raw.period
+        self.period
     }
     /// What the period measures.
     pub fn period_type(&self) -> Option<SampleType> {
-        self.raw.period_type.map(|vt| SampleType { r#type: self.string_lossy(vt.r#type), unit: self.string_lossy(vt.unit) })
+        self.period_type.map(|vt| SampleType { r#type: self.string_lossy(vt.ty), unit: self.string_lossy(vt.unit) })
     }
     /// Number of samples.
     pub fn sample_count(&self) -> usize {
-        self.raw.sample.len()
+        self.sample_loc_start.len() - 1
     }
     /// The profile's comments.
     pub fn comments(&self) -> Vec<String> {
-        self.raw.comment.iter().map(|&c| self.string_lossy(c)).collect()
+        self.comment.iter().map(|&c| self.string_lossy(c)).collect()
     }
     /// The distinct sample label keys (string and numeric), sorted.
     pub fn label_keys(&self) -> Vec<String> {
-        let mut keys: Vec<i64> = self.raw.sample.iter().flat_map(|s| s.label.iter().map(|l| l.key)).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let mut out: Vec<String> = keys.into_iter().map(|k| self.string_lossy(k)).collect();
+        let mut out: Vec<String> = self.label_keys.iter().map(|&k| self.string_lossy(k)).collect();
         out.sort();
         out.dedup();
         out

@@ -3,6 +3,7 @@
 
 pub mod decode;
 mod prescan;
+mod wire;
 // The wire schema mirrors `profile.proto` field for field; its comments are the documentation.
 #[allow(missing_docs)]
 pub mod proto;

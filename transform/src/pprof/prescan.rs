@@ -2,6 +2,11 @@
 //! samples, locations, functions, strings, sample types, lines per location, locations per
 //! stack — so the count limits are checked before the decoder allocates anything. A file with
 //! six million strings or a million-frame stack is refused after reading its bytes once.
+//!
+//! The single decoding pass checks the same counts as they grow and stops at the first one over
+//! its limit; it then asks this pass for the verdict on the whole file (which limit, which count),
+//! so the error is the one a count-first decoder would give. It asks it too when the bytes turn
+//! out malformed, since a count-first decoder refuses an over-limit file before seeing that.
 
 use super::decode::{over, DecodeError, Limits};
 

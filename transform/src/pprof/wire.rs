@@ -1,0 +1,268 @@
+//! The protobuf wire format, read the way `prost` reads it — the same acceptance, the same
+//! error for every malformed input — without building messages: the single decoding pass in
+//! [`super::decode`] drives it and writes what it reads straight into flat arrays.
+//!
+//! Like prost, every read is bounded by the whole buffer, not by the enclosing message: a field
+//! that runs past its message's end but not past the buffer's is read, and the message then
+//! fails with "delimited length exceeded"; one that runs past the buffer fails with "buffer
+//! underflow". Unknown fields (groups included) are skipped; repeated scalars are accepted
+//! packed and unpacked.
+
+/// Why the wire bytes are not a well-formed message (prost's `DecodeErrorKind`s that matter
+/// here), or `Limit`: a count limit was crossed while reading (the caller decides what to report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WireError {
+    InvalidVarint,
+    BufferUnderflow,
+    InvalidKey,
+    InvalidWireType(u8),
+    InvalidTag,
+    UnexpectedWireType { actual: u8, expected: u8 },
+    DelimitedLengthExceeded,
+    UnexpectedEndGroupTag,
+    RecursionLimitReached,
+    Limit,
+}
+
+/// prost's names for the wire types (its `WireType` `Debug`).
+fn wire_type_name(wt: u8) -> &'static str {
+    match wt {
+        0 => "Varint",
+        1 => "SixtyFourBit",
+        2 => "LengthDelimited",
+        3 => "StartGroup",
+        4 => "EndGroup",
+        _ => "ThirtyTwoBit",
+    }
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("failed to decode Protobuf message: ")?;
+        match *self {
+            WireError::InvalidVarint => write!(f, "invalid varint"),
+            WireError::BufferUnderflow => write!(f, "buffer underflow"),
+            WireError::InvalidKey => write!(f, "invalid key value (over 32 bits)"),
+            WireError::InvalidWireType(value) => write!(f, "invalid wire type value: {value}"),
+            WireError::InvalidTag => write!(f, "invalid tag value: 0"),
+            WireError::UnexpectedWireType { actual, expected } => {
+                write!(f, "invalid wire type: {} (expected {})", wire_type_name(actual), wire_type_name(expected))
+            }
+            WireError::DelimitedLengthExceeded => write!(f, "delimited length exceeded"),
+            WireError::UnexpectedEndGroupTag => write!(f, "unexpected end group tag"),
+            WireError::RecursionLimitReached => write!(f, "recursion limit reached"),
+            WireError::Limit => write!(f, "over a count limit"),
+        }
+    }
+}
+
+pub(crate) type Result<T> = std::result::Result<T, WireError>;
+
+/// prost's recursion limit: the depth budget of the top-level message.
+pub(crate) const RECURSION_LIMIT: u32 = 100;
+
+pub(crate) const VARINT: u8 = 0;
+pub(crate) const LEN: u8 = 2;
+
+/// A cursor over the whole buffer.
+pub(crate) struct Reader<'a> {
+    pub buf: &'a [u8],
+    pub pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    #[inline(always)]
+    pub fn at_end(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    #[inline(always)]
+    pub fn varint(&mut self) -> Result<u64> {
+        let rest = self.buf.get(self.pos..).unwrap_or_default();
+        if rest.len() >= 10 {
+            // Not near the end: no bounds to check per byte.
+            let b = rest[0];
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(b as u64);
+            }
+            let mut v = (b & 0x7f) as u64;
+            for (i, &b) in rest[1..10].iter().enumerate() {
+                let i = i + 1;
+                v |= ((b & 0x7f) as u64) << (7 * i);
+                if b < 0x80 {
+                    if i == 9 && b >= 2 {
+                        return Err(WireError::InvalidVarint);
+                    }
+                    self.pos += i + 1;
+                    return Ok(v);
+                }
+            }
+            return Err(WireError::InvalidVarint);
+        }
+        self.varint_slow()
+    }
+
+    #[inline(never)]
+    fn varint_slow(&mut self) -> Result<u64> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let Some(&b) = self.buf.get(self.pos + i) else { return Err(WireError::InvalidVarint) };
+            v |= ((b & 0x7f) as u64) << (7 * i);
+            if b < 0x80 {
+                // The tenth byte may only carry the top bit of a u64.
+                if i == 9 && b >= 2 {
+                    return Err(WireError::InvalidVarint);
+                }
+                self.pos += i + 1;
+                return Ok(v);
+            }
+        }
+        Err(WireError::InvalidVarint)
+    }
+
+    /// A field key: (field number, wire type).
+    #[inline(always)]
+    pub fn key(&mut self) -> Result<(u32, u8)> {
+        let key = self.varint()?;
+        if key > u32::MAX as u64 {
+            return Err(WireError::InvalidKey);
+        }
+        let wt = (key & 7) as u8;
+        if wt > 5 {
+            return Err(WireError::InvalidWireType(wt));
+        }
+        let tag = key as u32 >> 3;
+        if tag == 0 {
+            return Err(WireError::InvalidTag);
+        }
+        Ok((tag, wt))
+    }
+
+    /// A length prefix, checked against the rest of the buffer; returns the payload's end.
+    #[inline(always)]
+    fn len_end(&mut self) -> Result<usize> {
+        let len = self.varint()?;
+        if len > (self.buf.len() - self.pos) as u64 {
+            return Err(WireError::BufferUnderflow);
+        }
+        Ok(self.pos + len as usize)
+    }
+
+    #[inline(always)]
+    pub fn expect(wt: u8, expected: u8) -> Result<()> {
+        if wt != expected {
+            return Err(WireError::UnexpectedWireType { actual: wt, expected });
+        }
+        Ok(())
+    }
+
+    /// A singular varint field (int64, uint64, bool).
+    #[inline(always)]
+    pub fn scalar(&mut self, wt: u8) -> Result<u64> {
+        Self::expect(wt, VARINT)?;
+        self.varint()
+    }
+
+    /// A `bytes` field: its (start, end) in the buffer.
+    #[inline(always)]
+    pub fn bytes(&mut self, wt: u8) -> Result<(usize, usize)> {
+        Self::expect(wt, LEN)?;
+        let end = self.len_end()?;
+        let start = self.pos;
+        self.pos = end;
+        Ok((start, end))
+    }
+
+    /// A repeated varint field, packed (one length-delimited run) or not (one varint).
+    #[inline(always)]
+    pub fn repeated(&mut self, wt: u8, mut f: impl FnMut(u64)) -> Result<()> {
+        if wt == LEN {
+            let end = self.len_end()?;
+            while self.pos < end {
+                f(self.varint()?);
+            }
+            if self.pos != end {
+                return Err(WireError::DelimitedLengthExceeded);
+            }
+            Ok(())
+        } else {
+            Self::expect(wt, VARINT)?;
+            f(self.varint()?);
+            Ok(())
+        }
+    }
+
+    /// An embedded message: calls `f(reader, field, wire type, depth)` for each of its fields.
+    #[inline(always)]
+    pub fn message(&mut self, wt: u8, depth: u32, mut f: impl FnMut(&mut Self, u32, u8, u32) -> Result<()>) -> Result<()> {
+        Self::expect(wt, LEN)?;
+        if depth == 0 {
+            return Err(WireError::RecursionLimitReached);
+        }
+        let end = self.len_end()?;
+        while self.pos < end {
+            let (tag, wt) = self.key()?;
+            f(self, tag, wt, depth - 1)?;
+        }
+        if self.pos != end {
+            return Err(WireError::DelimitedLengthExceeded);
+        }
+        Ok(())
+    }
+
+    /// Skips an unknown field (prost's `skip_field`).
+    pub fn skip(&mut self, wt: u8, tag: u32, depth: u32) -> Result<()> {
+        if depth == 0 {
+            return Err(WireError::RecursionLimitReached);
+        }
+        let len: u64 = match wt {
+            0 => {
+                self.varint()?;
+                0
+            }
+            5 => 4,
+            1 => 8,
+            2 => self.varint()?,
+            3 => loop {
+                let (inner_tag, inner_wt) = self.key()?;
+                if inner_wt == 4 {
+                    if inner_tag != tag {
+                        return Err(WireError::UnexpectedEndGroupTag);
+                    }
+                    break 0;
+                }
+                self.skip(inner_wt, inner_tag, depth - 1)?;
+            },
+            _ => return Err(WireError::UnexpectedEndGroupTag),
+        };
+        if len > (self.buf.len() - self.pos) as u64 {
+            return Err(WireError::BufferUnderflow);
+        }
+        self.pos += len as usize;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_like_prost() {
+        let mut r = Reader::new(&[0x96, 0x01]);
+        assert_eq!(r.varint(), Ok(150));
+        let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        assert_eq!(r.varint(), Ok(u64::MAX));
+        let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]);
+        assert_eq!(r.varint(), Err(WireError::InvalidVarint));
+        let mut r = Reader::new(&[0x80]);
+        assert_eq!(r.varint(), Err(WireError::InvalidVarint));
+        let mut r = Reader::new(&[]);
+        assert_eq!(r.varint(), Err(WireError::InvalidVarint));
+    }
+}
