@@ -380,6 +380,10 @@ impl MainLoop {
     async fn on_handled(&mut self, handled: Result<Handled, tokio::task::JoinError>) {
         let f = self.inflight.pop_front().expect("guarded");
         let (tp, offset) = (f.tp(), f.message.offset());
+        if !self.shared.owns(&tp) {
+            // Delivered around a rebalance for a partition that is no longer ours.
+            return;
+        }
         let message: Arc<[u8]> = Arc::from(f.message.payload().unwrap_or_default());
         let handled = handled.unwrap_or_else(|e| Handled::Done {
             records: vec![],

@@ -34,6 +34,8 @@ pub struct Shared {
     flushed: Condvar,
     /// Partitions revoked since the main loop last looked.
     revoked: Mutex<Vec<Tp>>,
+    /// The partitions this worker owns now (assigned and not revoked since).
+    owned: Mutex<std::collections::HashSet<Tp>>,
 }
 
 impl Shared {
@@ -53,6 +55,13 @@ impl Shared {
 
     pub fn take_revoked(&self) -> Vec<Tp> {
         std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Whether this worker owns the partition now. A message of a partition it no longer owns
+    /// (one librdkafka delivered around a rebalance) is never stored or committed by it: its
+    /// new owner does that, from the committed offset.
+    pub fn owns(&self, tp: &Tp) -> bool {
+        self.owned.lock().unwrap_or_else(|e| e.into_inner()).contains(tp)
     }
 }
 
@@ -83,9 +92,22 @@ impl ConsumerContext for WorkerContext {
         if !landed {
             tracing::warn!("partitions revoked while a batch was still being written; its messages may be replayed by their next owner");
         }
-        let mut revoked = self.shared.revoked.lock().unwrap_or_else(|e| e.into_inner());
-        revoked.extend(tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())));
+        let tps: Vec<Tp> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        let mut owned = self.shared.owned.lock().unwrap_or_else(|e| e.into_inner());
+        for tp in &tps {
+            owned.remove(tp);
+        }
+        drop(owned);
+        self.shared.revoked.lock().unwrap_or_else(|e| e.into_inner()).extend(tps);
         tracing::info!(partitions = tpl.count(), "partitions revoked");
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let mut owned = self.shared.owned.lock().unwrap_or_else(|e| e.into_inner());
+            owned.extend(tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())));
+            tracing::info!(partitions = tpl.count(), "partitions assigned");
+        }
     }
 }
 
@@ -110,8 +132,15 @@ pub async fn commit(consumer: &Kafka, offsets: &Pending, metrics: &Metrics, retr
         return Ok(());
     }
     let mut tpl = TopicPartitionList::new();
+    let owned = consumer.context().shared.owned.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for ((topic, partition), next) in offsets {
-        tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+        // Never commit for a partition another worker owns now: its progress is its own.
+        if owned.contains(&(topic.clone(), *partition)) {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+        }
+    }
+    if tpl.count() == 0 {
+        return Ok(());
     }
     let (_never, stop) = watch::channel(false);
     let policy = RetryPolicy { max_delay: retry.max_delay.min(Duration::from_secs(2)), budget: retry.budget.min(5), ..*retry };
