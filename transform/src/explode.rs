@@ -301,8 +301,11 @@ impl Names {
             return id;
         }
         let id = self.names.len() as u32;
-        self.ids.insert(name.clone(), id);
-        self.names.push(name.clone());
+        // An owned copy: a slice would keep the whole decompressed profile alive for as long as
+        // the exploded rows wait in a batch (megabytes per profile, for a few KiB of names).
+        let owned = Bytes::copy_from_slice(name);
+        self.ids.insert(owned.clone(), id);
+        self.names.push(owned);
         id
     }
 }

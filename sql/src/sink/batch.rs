@@ -37,9 +37,15 @@ impl<T> Default for Batch<T> {
     }
 }
 
+/// The memory a record holds while it waits in a batch (what `batch_bytes` bounds): names with
+/// their handles, the flat/cum tables, and every stack with its two vectors and their
+/// allocations. Stacks dominate for real heap profiles (tens of thousands per profile).
 pub(crate) fn approx_bytes(rec: &ProfileRecord) -> usize {
-    rec.exploded.names.iter().map(|n| n.len() + 24).sum::<usize>() * rec.exploded.facts.sample_types.len().max(1)
-        + rec.exploded.stacks.iter().map(|s| s.frames.len() * 4 + 16).sum::<usize>()
+    let ex = &rec.exploded;
+    let names: usize = ex.names.iter().map(|n| n.len() + 64).sum();
+    let tables = (ex.flat.len() + ex.cum.len()) * 8 + ex.inline_marks.len();
+    let stacks: usize = ex.stacks.iter().map(|s| 96 + s.frames.len() * 4 + s.values.len() * 8).sum();
+    names + tables + stacks
 }
 
 impl<T> Batch<T> {
