@@ -18,6 +18,12 @@ use clap::Parser;
 mod cli;
 mod worker;
 
+/// mimalloc, not glibc's malloc: the worker allocates and frees profile-sized buffers on many
+/// threads, and glibc keeps per-thread arenas and a heap top that grow with them (measured
+/// draining production-size profiles: 491 MiB peak RSS with glibc, see the README).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Deployed as an AWS Lambda `bootstrap` (provided.al2023): run the trigger, settings from env.
     if cli::invoked_as_bootstrap() {

@@ -73,7 +73,13 @@ impl FlushTask {
                     }
                 }
                 if !batch.is_empty() {
-                    tracing::info!(inserted = stats.inserted, duplicates = stats.duplicates, rows = stats.rows, "batch stored");
+                    tracing::info!(
+                        inserted = stats.inserted,
+                        duplicates = stats.duplicates,
+                        rows = stats.rows,
+                        bytes = stats.bytes,
+                        "batch stored"
+                    );
                 }
                 commit(&self.consumer, &offsets, &self.metrics, &self.retry).await.map(|()| stats)
             }

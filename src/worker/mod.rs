@@ -24,6 +24,7 @@
 mod config;
 mod fetch;
 mod flush;
+mod memory;
 mod metrics;
 mod process;
 mod retry;
@@ -137,6 +138,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     let shared = Arc::new(Shared::default());
     let consumer = Arc::new(source::consumer(&o.kafka, &cfg.group, shared.clone())?);
     let producer = Arc::new(Producer::new(&o.kafka).context("creating the Kafka producer (dead letters)")?);
+    let ledger = memory::Ledger::new(cfg.max_inflight_bytes);
     let budget_kib = (cfg.max_inflight_bytes / 1024).clamp(1, u32::MAX as u64) as u32;
     let processor = Arc::new(Processor {
         s3: o.s3.client().await,
@@ -148,6 +150,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         budget: Arc::new(tokio::sync::Semaphore::new(budget_kib as usize)),
         budget_kib,
+        cpu: Arc::new(tokio::sync::Semaphore::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))),
         retention: o.retention,
     });
     let (tx, shutdown) = watch::channel(false);
@@ -180,6 +183,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         batch: Batch::default(),
         pending: Pending::new(),
         inflight: VecDeque::new(),
+        ledger,
         flight: None,
         paused: false,
         last_poll: Instant::now(),
@@ -208,6 +212,8 @@ struct MainLoop {
     /// Offsets of the messages whose records are in `batch` (or that produced none).
     pending: Pending,
     inflight: VecDeque<InFlight>,
+    /// What the messages in flight hold (`max_inflight_bytes`).
+    ledger: Arc<memory::Ledger>,
     flight: Option<tokio::task::JoinHandle<Flight>>,
     /// Back-pressure pauses the assigned partitions instead of not polling: the consumer keeps
     /// its place in the group however long a write takes.
@@ -323,8 +329,8 @@ impl MainLoop {
     async fn next_event(&mut self, stopping: bool) -> Event {
         // Take a message while there is room (and the open batch is not far over budget
         // because ClickHouse is slow).
-        let full = self.batch.over(&self.sink, 2);
-        let can_take = !stopping && self.inflight.len() < self.concurrency && !full;
+        let full = self.batch.over(&self.sink, 1);
+        let can_take = !stopping && self.inflight.len() < self.concurrency && !full && self.ledger.has_room();
         self.backpressure(stopping, full, can_take);
         let poll = Duration::from_millis(200);
         let wait = self.batch.deadline(&self.sink).map(|d| d.saturating_duration_since(Instant::now())).unwrap_or(poll).min(poll);
@@ -371,7 +377,9 @@ impl MainLoop {
     fn on_message(&mut self, message: OwnedMessage) {
         let (processor, stop) = (self.processor.clone(), self.shutdown.clone());
         let payload = message.payload().unwrap_or_default().to_vec();
-        let handle = tokio::spawn(async move { processor.handle(&payload, &stop).await });
+        let announced: u64 = pprofhouse_ingest::parse_message(&payload).map(|objs| objs.iter().map(|o| o.size).sum()).unwrap_or(0);
+        let charge = memory::Charge::new(&self.ledger, announced.saturating_mul(memory::ESTIMATE_PER_OBJECT_BYTE));
+        let handle = tokio::spawn(async move { processor.handle(&payload, &stop, charge).await });
         self.inflight.push_back(InFlight { message, handle });
     }
 
@@ -389,9 +397,10 @@ impl MainLoop {
             records: vec![],
             dead: vec![(pprofhouse_ingest::ObjectRef::new("", "", 0), retry::Failure::Internal(format!("processing task failed: {e}")))],
             skipped: false,
+            charge: memory::Charge::new(&self.ledger, 0),
         });
-        let (records, dead, skipped) = match handled {
-            Handled::Done { records, dead, skipped } => (records, dead, skipped),
+        let (records, dead, skipped, _charge) = match handled {
+            Handled::Done { records, dead, skipped, charge } => (records, dead, skipped, charge),
             // Shutdown while retrying a transient failure: this message and those after it
             // stay uncommitted and are replayed on restart.
             Handled::Interrupted => return self.inflight.drain(..).for_each(|f| f.handle.abort()),

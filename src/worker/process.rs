@@ -13,6 +13,7 @@ use pprofhouse_transform::{explode, ExplodeOptions};
 use tokio::sync::watch;
 
 use super::fetch::{fetch, FetchError, Wanted};
+use super::memory::{Charge, WORKING_SET_PER_DECODED_BYTE};
 use super::metrics::Metrics;
 use super::retry::{Failure, Retried, RetryPolicy};
 
@@ -37,6 +38,9 @@ pub struct Processor {
     pub budget: Arc<tokio::sync::Semaphore>,
     /// The budget's size in KiB (one profile larger than the whole budget runs alone).
     pub budget_kib: u32,
+    /// Profiles being inflated, decoded and exploded at once: one per core. More would only
+    /// multiply the working sets held in memory, not the speed.
+    pub cpu: Arc<tokio::sync::Semaphore>,
     /// Retention windows: a profile older than all of them would never be visible.
     pub retention: pprofhouse_sql::Retention,
 }
@@ -52,14 +56,18 @@ pub enum Handled {
         dead: Vec<(ObjectRef, Failure)>,
         /// Nothing to do.
         skipped: bool,
+        /// The records' share of the in-flight memory ledger, released once they are in the
+        /// batch.
+        charge: Charge,
     },
     /// Stop was asked for while a transient failure was being retried: do not commit.
     Interrupted,
 }
 
 impl Processor {
-    /// Processes one message.
-    pub async fn handle(&self, payload: &[u8], stop: &watch::Receiver<bool>) -> Handled {
+    /// Processes one message; `charge` is its share of the in-flight memory ledger, kept
+    /// up to date with what it holds.
+    pub async fn handle(&self, payload: &[u8], stop: &watch::Receiver<bool>, mut charge: Charge) -> Handled {
         let objects = match parse_message(payload) {
             Ok(o) => o,
             Err(e) => {
@@ -67,26 +75,40 @@ impl Processor {
                     records: vec![],
                     dead: vec![(ObjectRef::new("", "", 0), Failure::BadMessage(e.to_string()))],
                     skipped: false,
+                    charge,
                 }
             }
         };
         if objects.is_empty() {
-            return Handled::Done { records: vec![], dead: vec![], skipped: true };
+            return Handled::Done { records: vec![], dead: vec![], skipped: true, charge };
         }
         let mut records = Vec::new();
         let mut dead = Vec::new();
+        let mut held = 0;
         for obj in objects {
-            match self.object(&obj, stop).await {
-                Ok(Some(rec)) => records.push((rec, obj)),
+            match self.object(&obj, stop, &mut charge, held).await {
+                Ok(Some(rec)) => {
+                    held += pprofhouse_sql::sink::record_bytes(&rec) as u64;
+                    charge.set(held);
+                    records.push((rec, obj))
+                }
                 Ok(None) => return Handled::Interrupted,
                 Err(f) => dead.push((obj, f)),
             }
         }
-        Handled::Done { records, dead, skipped: false }
+        charge.set(held);
+        Handled::Done { records, dead, skipped: false, charge }
     }
 
-    /// One object → a record; `Ok(None)` when interrupted.
-    async fn object(&self, obj: &ObjectRef, stop: &watch::Receiver<bool>) -> Result<Option<ProfileRecord>, Failure> {
+    /// One object → a record; `Ok(None)` when interrupted. `held`: what the message's earlier
+    /// records hold.
+    async fn object(
+        &self,
+        obj: &ObjectRef,
+        stop: &watch::Receiver<bool>,
+        charge: &mut Charge,
+        held: u64,
+    ) -> Result<Option<ProfileRecord>, Failure> {
         let limit = self.max_object_bytes;
         if obj.size > limit {
             return Err(Failure::OverLimit(format!("object is {} bytes, over the limit of {limit} bytes (max_object_bytes)", obj.size)));
@@ -120,18 +142,23 @@ impl Processor {
         };
         // Memory: wait for this profile's share of the budget (its decoded size, read from the
         // gzip trailer before inflating), so concurrency never multiplies the largest profile.
-        let kib = (decoded_size_hint(&fetched.data).min(self.limits.max_decompressed_bytes as u64) / 1024).clamp(1, self.budget_kib as u64)
-            as u32;
+        let decoded = decoded_size_hint(&fetched.data).min(self.limits.max_decompressed_bytes as u64);
+        charge.set(held + fetched.data.len() as u64 + decoded * WORKING_SET_PER_DECODED_BYTE);
+        let kib = (decoded / 1024).clamp(1, self.budget_kib as u64) as u32;
         let mut stopped = stop.clone();
         let permit = tokio::select! {
             p = self.budget.clone().acquire_many_owned(kib) => p.map_err(|e| Failure::Internal(e.to_string()))?,
+            _ = stopped.wait_for(|s| *s) => return Ok(None),
+        };
+        let core = tokio::select! {
+            p = self.cpu.clone().acquire_owned() => p.map_err(|e| Failure::Internal(e.to_string()))?,
             _ = stopped.wait_for(|s| *s) => return Ok(None),
         };
         // Inflating, decoding and exploding are CPU work: off the async threads, so profiles
         // are exploded on every core while the next objects download.
         let (data, limits, stacks) = (fetched.data, self.limits, self.stacks);
         let done = tokio::task::spawn_blocking(move || transform(data, &limits, stacks, meta, &source)).await;
-        drop(permit);
+        drop((core, permit));
         let record = done.map_err(|e| Failure::Internal(format!("decoding task failed: {e}")))??;
         // The clock decides only whether storing is useful, never what is stored or its id.
         if self.retention.all_expired(record.ts_ms, chrono::Utc::now().timestamp_millis()) {

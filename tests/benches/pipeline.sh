@@ -9,6 +9,7 @@
 #   PROFILES_DIR=DIR: use every *.pb.gz there instead of the shared fixtures (e.g. production-size
 #   profiles made with the Go workload or `go test -cpuprofile/-memprofile`); a batch is then
 #   10 services × those files.
+#   PHASES="live backlog" (default) or one of them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 batches=${1:-20}
@@ -17,7 +18,7 @@ bin=$root/target/release/pprofhouse
 "$root/infra/local/up" all >/dev/null
 # shellcheck disable=SC1091
 . "$root/infra/local/env"
-export PPROFHOUSE_CLICKHOUSE_DATABASE=pprofhouse_bench PPROFHOUSE_BATCH_LINGER=${PPROFHOUSE_BATCH_LINGER:-1s} PPROFHOUSE_LOG=error
+export PPROFHOUSE_CLICKHOUSE_DATABASE=pprofhouse_bench PPROFHOUSE_BATCH_LINGER=${PPROFHOUSE_BATCH_LINGER:-1s} PPROFHOUSE_LOG=${BENCH_WORKER_LOG:-error}
 curl -fsS "$PPROFHOUSE_CLICKHOUSE_URL/" --data-binary "DROP DATABASE IF EXISTS pprofhouse_bench" >/dev/null
 "$bin" migrate >/dev/null
 fx=$root/../shared/fixtures/pprof
@@ -44,6 +45,7 @@ enqueue_batch() {
     "$bin" ingest-event "$work/ev-$1-$2.json" >/dev/null
 }
 report() { # phase, worker start (unix s), enqueue end (unix s)
+    [[ -z ${BENCH_KEEP_LOG:-} ]] || cp "$work/time-$1.txt" "$BENCH_KEEP_LOG-$1.log"
     local n rows first last p50 p99 rss
     n=$(q "SELECT count() FROM profiles FINAL WHERE service LIKE '$1-%'")
     rows=$(q "SELECT count() FROM function_values WHERE service LIKE '$1-%'")
@@ -73,7 +75,10 @@ use_topic() {
     "$tansu" topic create "$PPROFHOUSE_KAFKA_TOPIC" --partitions 4 --broker "tcp://${PPROFHOUSE_KAFKA_BROKERS#*://}" >/dev/null
 }
 
+phases=${PHASES:-live backlog}
+
 # Phase 1, live: the worker runs while batches arrive one after another.
+if [[ $phases == *live* ]]; then
 use_topic live
 group="bench-live-$run_id"
 /usr/bin/time -v "$bin" worker --until-idle 5s --group "$group" 2>"$work/time-live.txt" &
@@ -83,8 +88,10 @@ for b in $(seq "$batches"); do enqueue_batch live "$b"; done
 enq=$(date +%s.%N)
 wait "$worker"
 report live "$start" "$enq"
+fi
 
 # Phase 2, backlog: everything is enqueued first, then one worker drains it (worker throughput).
+if [[ $phases == *backlog* ]]; then
 use_topic backlog
 for b in $(seq "$batches"); do enqueue_batch backlog "$b"; done
 group="bench-backlog-$run_id"
@@ -92,3 +99,4 @@ start=$(date +%s.%N)
 # (the worker's default linger: this phase measures throughput, not latency)
 PPROFHOUSE_BATCH_LINGER=2s /usr/bin/time -v "$bin" worker --until-idle 3s --group "$group" 2>"$work/time-backlog.txt"
 report backlog "$start"
+fi

@@ -40,7 +40,7 @@ impl<T> Default for Batch<T> {
 /// The memory a record holds while it waits in a batch (what `batch_bytes` bounds): names with
 /// their handles, the flat/cum tables, and every stack with its two vectors and their
 /// allocations. Stacks dominate for real heap profiles (tens of thousands per profile).
-pub(crate) fn approx_bytes(rec: &ProfileRecord) -> usize {
+pub fn record_bytes(rec: &ProfileRecord) -> usize {
     let ex = &rec.exploded;
     let names: usize = ex.names.iter().map(|n| n.len() + 64).sum();
     let tables = (ex.flat.len() + ex.cum.len()) * 8 + ex.inline_marks.len();
@@ -52,7 +52,7 @@ impl<T> Batch<T> {
     /// Adds a profile.
     pub fn push(&mut self, rec: ProfileRecord, tag: T) {
         self.rows += rec.function_rows();
-        self.bytes += approx_bytes(&rec);
+        self.bytes += record_bytes(&rec);
         self.first_at.get_or_insert_with(Instant::now);
         self.days.insert(rec.ts_ms.div_euclid(86_400_000));
         self.records.push(rec);

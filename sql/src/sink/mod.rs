@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use batch::{Batch, FlushStats};
+pub use batch::{record_bytes, Batch, FlushStats};
 pub use record::{profile_id, Origin, ProfileRecord, SourceRef};
 pub use writer::{batch_token, existing_ids, Sink, Writer};
 

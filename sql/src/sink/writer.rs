@@ -17,7 +17,7 @@ use clickhouse::Row;
 use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
-use super::batch::{approx_bytes, Batch, FlushStats};
+use super::batch::{record_bytes, Batch, FlushStats};
 use super::record::ProfileRecord;
 use super::SinkConfig;
 use crate::Error;
@@ -303,7 +303,7 @@ impl Writer {
             }
             markers.end().await?;
             stats.inserted = fresh.len();
-            stats.bytes = fresh.iter().map(|r| approx_bytes(r)).sum();
+            stats.bytes = fresh.iter().map(|r| record_bytes(r)).sum();
             if self.cfg.stacks {
                 let mut known_stacks = self.known_stacks.lock().unwrap_or_else(|e| e.into_inner());
                 if known_stacks.len() > KNOWN_STACK_MAX {
