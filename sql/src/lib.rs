@@ -24,5 +24,7 @@ pub mod query;
 pub mod schema;
 pub mod sink;
 
+/// The ClickHouse client the queries take (the `clickhouse` crate's).
+pub use clickhouse::Client;
 pub use client::{ClickHouseConfig, Compression, Error};
 pub use schema::{migrate, RenderOptions, Retention, MIGRATIONS};
