@@ -31,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// TOML settings file (sections [clickhouse], [kafka], [s3], [layout], [sink], [limits],
-    /// [worker], [retention], [backfill]; unknown keys are errors). The environment wins over
+    /// [worker], [retention], [backfill], [serve]; unknown keys are errors). The environment wins over
     /// the file, flags win over both.
     #[arg(long, global = true, env = "PPROFHOUSE_CONFIG")]
     pub config: Option<PathBuf>,

@@ -10,6 +10,7 @@
 //! | `GET /api/0/profiles/{id}` | the stored object itself, from S3 |
 //! | `POST /api/0/profiles?service=&type=&labels=&created_at=` | checks the body is a profile, stores it in S3 under profefe's key (the bucket's notification starts the pipeline) |
 //! | `GET /api/0/top?type=&sample_type=&from=&to=&since=&service=&labels=&n=&cum=` | the fleet top as JSON, for scripts |
+//! | `GET /healthz` | `ok` (no token needed: for probes) |
 //!
 //! Times are RFC 3339 or profefe's `2006-01-02T15:04:05` (UTC). Errors are profefe's JSON,
 //! `{"code":4xx,"error":"…"}`. With a token configured (`serve.token`,
@@ -127,6 +128,8 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .route("/api/0/top", get(api::top))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "nothing found".into()) })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        // Liveness for orchestrators: outside the token check (probes carry no secrets).
+        .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
 }
 
