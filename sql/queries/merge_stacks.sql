@@ -1,7 +1,8 @@
 -- Every distinct stack of the profiles a merge covers, with its summed value per sample type
 -- (only the non-zero ones) and its frames (function names, leaf first).
 -- Params: profile_type, from, to (DateTime64(3), half-open), service ('' = all),
--- label_keys/label_values (parallel arrays: every pair must match; empty = all).
+-- label_keys/label_values (parallel arrays: every pair must match; empty = all), limit (the
+-- caller asks for one more than it accepts, to tell "too many" from "exactly enough").
 WITH
     picked AS
     (
@@ -28,3 +29,4 @@ INNER JOIN
     WHERE stack_hash IN (SELECT stack_hash FROM picked)
     GROUP BY stack_hash
 ) AS s ON s.stack_hash = p.stack_hash
+LIMIT {limit:UInt64}

@@ -349,4 +349,9 @@ pub struct ServeFlags {
     #[arg(long = "max-serve-object-bytes", env = "PPROFHOUSE_SERVE_MAX_OBJECT_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_object_bytes: Option<u64>,
+    /// Most distinct stacks a merged profile may hold (more: 400 asking for a narrower
+    /// selection) [default: 5000000].
+    #[arg(long = "max-merge-stacks", env = "PPROFHOUSE_MAX_MERGE_STACKS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_merge_stacks: Option<u64>,
 }

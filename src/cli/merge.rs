@@ -36,6 +36,10 @@ pub struct MergeArgs {
     /// Only profiles with label `k=v` (repeatable; all must match).
     #[arg(long = "label", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
+    /// Most distinct stacks the merged profile may hold (more: an error asking for a narrower
+    /// selection).
+    #[arg(long, env = "PPROFHOUSE_MAX_MERGE_STACKS", default_value_t = 5_000_000)]
+    pub max_stacks: u64,
     /// Output file (gzip-compressed profile.proto; `-`: stdout).
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
@@ -67,6 +71,7 @@ pub fn merge(a: MergeArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         window: window(a.since, a.from, a.to)?,
         service: a.service.clone(),
         labels: a.labels.clone(),
+        max_stacks: a.max_stacks,
     };
     let parts = runtime()?.block_on(merged_profile(&s.clickhouse.client(), &q))?;
     let Some(parts) = parts else {

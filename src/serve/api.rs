@@ -42,8 +42,12 @@ pub async fn merge(State(s): Shared, RawQuery(q): RawQuery) -> Result<Response, 
         window: p.window()?,
         service: p.get("service").map(str::to_string),
         labels: p.labels()?,
+        max_stacks: s.config.max_merge_stacks,
     };
-    let parts = merged_profile(&s.clickhouse, &m).await.map_err(ch)?;
+    let parts = merged_profile(&s.clickhouse, &m).await.map_err(|e| match e {
+        pprofhouse_sql::Error::Invalid(msg) => ApiError::bad(msg),
+        e => ch(e),
+    })?;
     let Some(parts) = parts else {
         return Err(ApiError(StatusCode::NOT_FOUND, "nothing found".into()));
     };

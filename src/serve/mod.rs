@@ -45,11 +45,20 @@ pub struct Config {
     pub max_list: u32,
     /// Largest stored object `GET /api/0/profiles/{id}` returns, in bytes.
     pub max_object_bytes: u64,
+    /// Most distinct stacks a merged profile may hold.
+    pub max_merge_stacks: u64,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { listen: "127.0.0.1:8080".into(), token: None, max_body_bytes: 32 << 20, max_list: 1000, max_object_bytes: 256 << 20 }
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            token: None,
+            max_body_bytes: 32 << 20,
+            max_list: 1000,
+            max_object_bytes: 256 << 20,
+            max_merge_stacks: 5_000_000,
+        }
     }
 }
 

@@ -138,6 +138,27 @@ fn merged_profiles_read_by_pprof_equal_pprof_merging_the_files() {
     let merged = s.merge("early.pb.gz", &["--type", "heap", "--from", &from2, "--to", &to2]);
     assert_eq!(go_pprof_top(&[&merged], "alloc_objects/count"), go_pprof_top(&files(&heap[..2]), "alloc_objects/count"));
 
+    // Profiles whose sample types differ (pprof refuses them): the union, each type's values
+    // from the profiles that have it.
+    s.load("h", "mixed", T0 + HOUR, &[], "go-workload-heap.pb.gz");
+    s.load("g", "mixed", T0 + 2 * HOUR, &[], "go-workload-goroutine.pb.gz");
+    let mut mixed = vec!["--type", "mixed"];
+    mixed.extend(window);
+    let merged = s.merge("mixed.pb.gz", &mixed);
+    let types: Vec<String> = facts(&merged).sample_types.iter().map(|t| t.to_string()).collect();
+    assert_eq!(types, ["alloc_objects/count", "alloc_space/bytes", "inuse_objects/count", "inuse_space/bytes", "goroutine/count"]);
+    assert_eq!(go_pprof_top(&[&merged], "inuse_space/bytes"), go_pprof_top(&files(&["go-workload-heap.pb.gz"]), "inuse_space/bytes"));
+    assert_eq!(go_pprof_top(&[&merged], "goroutine/count"), go_pprof_top(&files(&["go-workload-goroutine.pb.gz"]), "goroutine/count"));
+
+    // Over the stack limit: an error naming it, no file.
+    let capped = s.dir.path().join("capped.pb.gz");
+    let mut args = vec!["merge", "--type", "heap", "--max-stacks", "1", "-o", capped.to_str().unwrap()];
+    args.extend(window);
+    let out = s.output(&args);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("more than 1 distinct stacks"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!capped.exists());
+
     // Nothing in the window: an error, no file.
     let (from3, to3) = (iso(T0 - DAY), iso(T0));
     let empty = s.dir.path().join("empty.pb.gz");

@@ -172,7 +172,7 @@ fn go_tool_pprof_reads_the_merge_endpoint_and_posted_profiles_flow_through_the_p
     assert!(open.stop(Duration::from_secs(20)).unwrap().success(), "SIGTERM: a clean exit");
 
     // A token and a body limit.
-    let locked = serve(&p, "locked", &["--max-body-bytes", "4096"], &[("PPROFHOUSE_SERVE_TOKEN", TOKEN)]);
+    let locked = serve(&p, "locked", &["--max-body-bytes", "4096", "--max-merge-stacks", "2"], &[("PPROFHOUSE_SERVE_TOKEN", TOKEN)]);
     let bearer = format!("Bearer {TOKEN}");
     let auth = [("Authorization", bearer.as_str())];
     let a = get(locked.addr(), "/api/0/services", &[]).unwrap();
@@ -184,6 +184,8 @@ fn go_tool_pprof_reads_the_merge_endpoint_and_posted_profiles_flow_through_the_p
         get(locked.addr(), "/api/0/services", &auth).unwrap().json()["body"],
         serde_json::json!(["ads", "checkout", "poster", "search"])
     );
+    let capped = get(locked.addr(), &format!("/api/0/profiles/merge?type=heap&from={from}&to={to}"), &auth).unwrap();
+    assert_error(&capped, 400, "more than 2 distinct stacks");
     // Over the limit: 413 before the body is sent (Expect: 100-continue) …
     assert!(cpu.len() > 4096);
     assert_error(&request(locked.addr(), "POST", "/api/0/profiles?service=x&type=cpu", &auth, &cpu, true).unwrap(), 413, "max_body_bytes");

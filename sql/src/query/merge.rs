@@ -28,6 +28,9 @@ pub struct MergeQuery {
     pub service: Option<String>,
     /// Label filters `k=v`; all must match.
     pub labels: Vec<(String, String)>,
+    /// Most distinct stacks the merged profile may hold; more is an error
+    /// ([`Error::Invalid`]) that asks for a narrower selection.
+    pub max_stacks: u64,
 }
 
 /// One group of profiles with the same header.
@@ -69,7 +72,14 @@ pub async fn merged_profile(client: &clickhouse::Client, m: &MergeQuery) -> Resu
     if headers.is_empty() {
         return Ok(None);
     }
-    let stacks = bind(client.query(sql::body(sql::MERGE_STACKS)), m).fetch_all::<StackRow>().await?;
+    let stacks =
+        bind(client.query(sql::body(sql::MERGE_STACKS)), m).param("limit", m.max_stacks.saturating_add(1)).fetch_all::<StackRow>().await?;
+    if stacks.len() as u64 > m.max_stacks {
+        return Err(Error::Invalid(format!(
+            "the merged profile would hold more than {} distinct stacks (the merge stacks limit): narrow the window, service or labels",
+            m.max_stacks
+        )));
+    }
     let mut types: Vec<String> = Vec::new();
     let mut parts = ProfileParts { period_type: None, ..Default::default() };
     let mut time_ms = i64::MAX;
