@@ -170,6 +170,20 @@ mod tests {
     }
 
     #[test]
+    fn the_serve_section_of_a_config_file() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), "[serve]\nlisten = \"0.0.0.0:9000\"\ntoken = \"from-file\"\nmax_list = 5\n").unwrap();
+        let s = crate::cli::settings::Settings::load(Some(f.path()), &toml::Table::new()).unwrap();
+        assert_eq!(s.serve.listen, "0.0.0.0:9000");
+        assert_eq!(s.serve.max_list, 5);
+        assert_eq!(s.serve.token.as_ref().map(|t| t.expose_secret().to_string()).as_deref(), Some("from-file"));
+        assert_eq!(s.serve.max_body_bytes, Config::default().max_body_bytes);
+        std::fs::write(f.path(), "[serve]\nmax_lists = 5\n").unwrap();
+        let e = crate::cli::settings::Settings::load(Some(f.path()), &toml::Table::new()).unwrap_err().to_string();
+        assert!(e.contains("unknown field `max_lists`"), "{e}");
+    }
+
+    #[test]
     fn the_token_is_never_in_debug_output() {
         let c = Config { token: Some(SecretString::from("s3cr3t-token")), ..Default::default() };
         assert!(!format!("{c:?}").contains("s3cr3t"));
