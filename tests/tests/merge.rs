@@ -138,6 +138,48 @@ fn merged_profiles_read_by_pprof_equal_pprof_merging_the_files() {
     let merged = s.merge("early.pb.gz", &["--type", "heap", "--from", &from2, "--to", &to2]);
     assert_eq!(go_pprof_top(&[&merged], "alloc_objects/count"), go_pprof_top(&files(&heap[..2]), "alloc_objects/count"));
 
+    // Other runtimes' profiles: unsymbolized frames (`[binary]`), Node.js, py-spy, block and mutex
+    // delays — names go through as stored and pprof prints them as for the files.
+    for (i, (file, st)) in [
+        ("rust-cpu-unsymbolized.pb.gz", "samples/count"),
+        ("nodejs-cpu.pb.gz", "wall/microseconds"),
+        ("python-pyspy.pb.gz", "samples/count"),
+        ("go-workload-block.pb.gz", "delay/nanoseconds"),
+        ("go-mutex-2023.pb.gz", "delay/nanoseconds"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ptype = format!("other{i}");
+        s.load("svc", &ptype, T0 + HOUR, &[], file);
+        let mut args = vec!["--type", ptype.as_str()];
+        args.extend(window);
+        let merged = s.merge(&format!("{ptype}.pb.gz"), &args);
+        let want = go_pprof_top(&files(&[file]), st);
+        assert!(!want.is_empty(), "{file}");
+        assert_eq!(go_pprof_top(&[&merged], st), want, "{file} {st}");
+    }
+
+    // Mangled C++ and Rust names, Go generics, names that only look like C++: stored as pprof's
+    // symbolizer leaves them, and not demangled or simplified a second time.
+    let names = pprofhouse_tests::oracle::name_fixtures();
+    let mut named: Vec<PathBuf> =
+        ["cpp-mangled", "rust-mangled", "go-generics", "looks-like-cpp"].iter().map(|n| names.join(format!("{n}.pb.gz"))).collect();
+    named.push(pprofhouse_tests::oracle::shared_name_fixtures().join("go-generics-cpu.pb.gz"));
+    for (i, path) in named.iter().enumerate() {
+        let ptype = format!("names{i}");
+        let p = path.display().to_string();
+        s.run(&["load", "--service", "svc", "--type", &ptype, "--time", &iso(T0 + HOUR), &p]);
+        let mut args = vec!["--type", ptype.as_str()];
+        args.extend(window);
+        let merged = s.merge(&format!("{ptype}.pb.gz"), &args);
+        for st in ["samples/count", "cpu/nanoseconds"] {
+            let want = go_pprof_top(std::slice::from_ref(path), st);
+            assert!(!want.is_empty(), "{p}");
+            assert_eq!(go_pprof_top(&[&merged], st), want, "{p} {st}");
+        }
+    }
+
     // Profiles whose sample types differ (pprof refuses them): the union, each type's values
     // from the profiles that have it.
     s.load("h", "mixed", T0 + HOUR, &[], "go-workload-heap.pb.gz");
