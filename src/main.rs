@@ -8,6 +8,7 @@
 //! - `pprofhouse-ingest` (`ingest/`) and `pprofhouse-message` (`ingest/message/`): S3 events,
 //!   key layouts, the Kafka producer, backfill, the Lambda, and the messages they write.
 //! - [`worker`]: the consumer that ties them together (Kafka → S3 → transform → ClickHouse).
+//! - [`serve`]: profefe's HTTP API over ClickHouse and S3 (`go tool pprof` reads merged profiles).
 //!
 //! Commands are in [`cli`]; settings come from flags over `PPROFHOUSE_*` variables over a TOML
 //! file ([`cli::settings`]).
@@ -16,6 +17,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod cli;
+mod serve;
 mod worker;
 
 /// mimalloc, not glibc's malloc: the worker allocates and frees profile-sized buffers on many

@@ -8,6 +8,8 @@
 //! - [`query`] — the fleet queries of `sql/queries/` (top-N, time series, services, diffs, flame
 //!   graphs), every value bound as a ClickHouse query parameter, never spliced into SQL text.
 //!   Top-N reads the daily or hourly rollup when the window allows it, the raw rows otherwise.
+//!   [`query::merge`] gathers the stored stacks and headers a merged pprof profile is rebuilt
+//!   from; [`query::catalog`] lists services and profiles, and finds a profile's S3 object.
 //! - [`sink`] — exploded profiles in, one RowBinary `INSERT INTO ingest` per batch out: batching
 //!   by rows, bytes and age, deterministic profile ids, and the processed-profile check that
 //!   makes a replayed batch change nothing.
@@ -24,5 +26,7 @@ pub mod query;
 pub mod schema;
 pub mod sink;
 
+/// The ClickHouse client the queries take (the `clickhouse` crate's).
+pub use clickhouse::Client;
 pub use client::{ClickHouseConfig, Compression, Error};
 pub use schema::{migrate, RenderOptions, Retention, MIGRATIONS};

@@ -324,3 +324,34 @@ mod tests {
         assert!(help.contains("PPROFHOUSE_CLICKHOUSE_PASSWORD") && !help.contains("ch-secret-1"));
     }
 }
+
+/// `[serve]`: profefe's HTTP API.
+#[derive(Debug, Default, Args, Serialize)]
+pub struct ServeFlags {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long = "listen", env = "PPROFHOUSE_SERVE_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Bearer token every request must carry (prefer the variable or the config file to the
+    /// flag) [default: none, no authentication].
+    #[arg(long = "serve-token", env = "PPROFHOUSE_SERVE_TOKEN", hide_env_values = true, value_parser = secret)]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose")]
+    pub token: Option<SecretString>,
+    /// Largest request body (POST /api/0/profiles), in bytes [default: 33554432].
+    #[arg(long = "max-body-bytes", env = "PPROFHOUSE_SERVE_MAX_BODY_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
+    /// Most profiles one GET /api/0/profiles lists [default: 1000].
+    #[arg(long = "max-list", env = "PPROFHOUSE_SERVE_MAX_LIST")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_list: Option<u32>,
+    /// Largest stored object GET /api/0/profiles/{id} returns, in bytes [default: 268435456].
+    #[arg(long = "max-serve-object-bytes", env = "PPROFHOUSE_SERVE_MAX_OBJECT_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_object_bytes: Option<u64>,
+    /// Most distinct stacks a merged profile may hold (more: 400 asking for a narrower
+    /// selection) [default: 5000000].
+    #[arg(long = "max-merge-stacks", env = "PPROFHOUSE_MAX_MERGE_STACKS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_merge_stacks: Option<u64>,
+}

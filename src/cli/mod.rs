@@ -6,7 +6,9 @@ mod db;
 mod files;
 pub(crate) mod flags;
 mod ingest;
+mod merge;
 mod put;
+mod serve;
 pub mod settings;
 
 use std::path::PathBuf;
@@ -29,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// TOML settings file (sections [clickhouse], [kafka], [s3], [layout], [sink], [limits],
-    /// [worker], [retention], [backfill]; unknown keys are errors). The environment wins over
+    /// [worker], [retention], [backfill], [serve]; unknown keys are errors). The environment wins over
     /// the file, flags win over both.
     #[arg(long, global = true, env = "PPROFHOUSE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -84,6 +86,11 @@ pub enum Command {
     IngestEvent(ingest::IngestEventArgs),
     /// Enqueue the objects already in a bucket, as the trigger would (resumable).
     Backfill(ingest::BackfillArgs),
+    /// Rebuild one pprof profile from ClickHouse: every stored profile of a type in a window
+    /// (a service, labels), merged as `go tool pprof` merges files.
+    Merge(merge::MergeArgs),
+    /// profefe's HTTP API over ClickHouse and S3 (`go tool pprof` reads its merge endpoint).
+    Serve(serve::ServeArgs),
 }
 
 /// The one async runtime: a worker thread per core the machine (or its cgroup) gives us.
@@ -105,6 +112,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lambda(a) => ingest::lambda(a, config),
         Command::IngestEvent(a) => ingest::ingest_event(a, config),
         Command::Backfill(a) => ingest::backfill(a, config),
+        Command::Merge(a) => merge::merge(a, config),
+        Command::Serve(a) => serve::serve(a, config),
     }
 }
 

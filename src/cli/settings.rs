@@ -36,6 +36,8 @@ pub struct Settings {
     pub retention: Retention,
     /// `[backfill]`: listing existing objects.
     pub backfill: BackfillSettings,
+    /// `[serve]`: profefe's HTTP API.
+    pub serve: crate::serve::Config,
 }
 
 /// `[backfill]`.

@@ -99,7 +99,7 @@ const PAUSE_AFTER: Duration = Duration::from_secs(10);
 const SHUTDOWN_GIVE_UP: Duration = Duration::from_secs(25);
 
 /// Resolves when SIGTERM or SIGINT arrives.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

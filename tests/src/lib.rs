@@ -12,3 +12,4 @@ pub mod paths;
 pub mod pipeline;
 pub mod pprof;
 pub mod s3;
+pub mod serve;

@@ -238,6 +238,12 @@ impl Pipeline {
         self.upload(key, &bytes, &[])
     }
 
+    /// Records an object someone else put (e.g. `pprofhouse serve`'s POST), so its events
+    /// carry its size and etag like S3's own.
+    pub fn note_upload(&self, key: &str, size: u64, etag: Option<String>) {
+        self.uploaded.lock().unwrap().insert(key.to_string(), (size, etag));
+    }
+
     // -----------------------------------------------------------------------------------------
     // Events
 

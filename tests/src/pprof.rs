@@ -1,7 +1,7 @@
 //! The oracle side: `go tool pprof -top` run over files with exact integer units, and the same
 //! table from `pprofhouse top --format tsv`, both as function → (flat, cum).
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::ffi::OsStr;
 use std::process::Command;
 
 pub type Top = HashMap<String, (i64, i64)>;
@@ -18,11 +18,15 @@ pub fn exact_unit(sample_type: &str) -> &'static str {
     }
 }
 
-/// `go tool pprof -top` over `files` for `sample_type` (`type/unit`): functions keyed by name
-/// (pprof's `(inline)`/`(partial-inline)` display labels removed). Panics if `go` is missing.
-pub fn go_pprof_top(files: &[PathBuf], sample_type: &str) -> Top {
+/// `go tool pprof -top` over `files` (paths, or URLs pprof fetches) for `sample_type`
+/// (`type/unit`): functions keyed by name (pprof's `(inline)`/`(partial-inline)` display
+/// labels removed). Panics if `go` is missing.
+pub fn go_pprof_top<S: AsRef<OsStr>>(files: &[S], sample_type: &str) -> Top {
     let unit = exact_unit(sample_type);
     let mut cmd = Command::new("go");
+    // pprof keeps a copy of what it fetches over HTTP in $PPROF_TMPDIR (default ~/pprof).
+    let scratch = tempfile::tempdir().unwrap();
+    cmd.env("PPROF_TMPDIR", scratch.path());
     cmd.args(["tool", "pprof", "-top", "-nodecount=100000000", "-nodefraction=0", "-edgefraction=0"]);
     cmd.arg(format!("-sample_index={}", sample_type.split('/').next().unwrap()));
     if !unit.is_empty() {

@@ -9,7 +9,8 @@
 //!    sample or location; strings stay bytes, ranges of the decompressed buffer, because real
 //!    function names are not always UTF-8. It accepts what `prost` accepts (packed and unpacked
 //!    repeated fields, unknown fields skipped); the `prost` message types in [`pprof::proto`]
-//!    remain as the encoder for tests and fixtures.
+//!    are the encoder: for tests and fixtures, and for [`pprof::encode`], which turns stored
+//!    stacks back into a profile (`pprofhouse merge`, `serve`'s merge endpoint).
 //!    Every ID and string reference is validated once, here, against [`pprof::Limits`]; errors
 //!    are typed ([`pprof::DecodeError`]) and carry a stable `kind()` for metrics and dead
 //!    letters. Nothing past this point can fail on input.

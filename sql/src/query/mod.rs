@@ -5,6 +5,8 @@
 //! hourly one on whole hours, the raw rows otherwise or when labels filter (rollups keep no
 //! labels). All three give the same numbers over the same window.
 
+pub mod catalog;
+pub mod merge;
 pub mod sql;
 
 use clickhouse::Row;

@@ -19,6 +19,18 @@ pub const DIFF: &str = include_str!("../../queries/diff.sql");
 /// Flame graph in nested-set form.
 pub const FLAMEGRAPH: &str = include_str!("../../queries/flamegraph.sql");
 
+/// The headers of the profiles a merge covers.
+pub const MERGE_HEADERS: &str = include_str!("../../queries/merge_headers.sql");
+/// The stacks of the profiles a merge covers, with their frames.
+pub const MERGE_STACKS: &str = include_str!("../../queries/merge_stacks.sql");
+
+/// The services that have stored profiles.
+pub const SERVICES: &str = include_str!("../../queries/services.sql");
+/// Stored profiles' metadata, newest first.
+pub const LIST_PROFILES: &str = include_str!("../../queries/list_profiles.sql");
+/// Where one stored profile came from.
+pub const PROFILE_SOURCE: &str = include_str!("../../queries/profile_source.sql");
+
 /// Which rollup a query over a window can read exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
