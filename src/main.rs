@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod cli;
+mod report;
 mod worker;
 
 fn main() -> ExitCode {

@@ -24,5 +24,7 @@ pub mod query;
 pub mod schema;
 pub mod sink;
 
+/// The `clickhouse` crate, for callers of [`query`] (its functions take a `clickhouse::Client`).
+pub use clickhouse;
 pub use client::{ClickHouseConfig, Compression, Error};
 pub use schema::{migrate, RenderOptions, Retention, MIGRATIONS};

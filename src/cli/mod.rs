@@ -7,6 +7,7 @@ mod files;
 pub(crate) mod flags;
 mod ingest;
 mod put;
+mod report;
 pub mod settings;
 
 use std::path::PathBuf;
@@ -29,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// TOML settings file (sections [clickhouse], [kafka], [s3], [layout], [sink], [limits],
-    /// [worker], [retention], [backfill]; unknown keys are errors). The environment wins over
+    /// [worker], [retention], [backfill], [report]; unknown keys are errors). The environment wins over
     /// the file, flags win over both.
     #[arg(long, global = true, env = "PPROFHOUSE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -84,6 +85,9 @@ pub enum Command {
     IngestEvent(ingest::IngestEventArgs),
     /// Enqueue the objects already in a bucket, as the trigger would (resumable).
     Backfill(ingest::BackfillArgs),
+    /// Top-N for a window against a baseline, with significant movers and the yearly cost of
+    /// CPU, as markdown, HTML, CSV or JSON to stdout, a file, S3 or a webhook (once, or on a cron).
+    Report(report::ReportArgs),
 }
 
 /// The one async runtime: a worker thread per core the machine (or its cgroup) gives us.
@@ -105,6 +109,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lambda(a) => ingest::lambda(a, config),
         Command::IngestEvent(a) => ingest::ingest_event(a, config),
         Command::Backfill(a) => ingest::backfill(a, config),
+        Command::Report(a) => report::report(a, config),
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Settings {
     pub retention: Retention,
     /// `[backfill]`: listing existing objects.
     pub backfill: BackfillSettings,
+    /// `[report]`: the report's statistics, cost model and delivery limits.
+    pub report: crate::report::ReportSettings,
 }
 
 /// `[backfill]`.

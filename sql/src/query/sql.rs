@@ -16,6 +16,10 @@ pub const FUNCTION_TIMESERIES_ROLLUP: &str = include_str!("../../queries/functio
 pub const SERVICES_FOR_FUNCTION: &str = include_str!("../../queries/services_for_function.sql");
 /// Per-function diff of two sides.
 pub const DIFF: &str = include_str!("../../queries/diff.sql");
+/// Every function's flat/cum in a window and its baseline (the report).
+pub const REPORT_FUNCTIONS: &str = include_str!("../../queries/report_functions.sql");
+/// The top services of each of a list of functions (the report).
+pub const FUNCTION_SERVICES: &str = include_str!("../../queries/function_services.sql");
 /// Flame graph in nested-set form.
 pub const FLAMEGRAPH: &str = include_str!("../../queries/flamegraph.sql");
 
