@@ -5,11 +5,11 @@
 -- baseline, half-open, not overlapping the window), service ('' = all), label_keys/label_values
 -- (parallel arrays: every pair must match; empty = all).
 SELECT function,
-       sumIf(flat, in_window) AS flat, sumIf(cum, in_window) AS cum,
-       sumIf(flat, NOT in_window) AS base_flat, sumIf(cum, NOT in_window) AS base_cum
+       sumIf(f, in_window) AS flat, sumIf(c, in_window) AS cum,
+       sumIf(f, NOT in_window) AS base_flat, sumIf(c, NOT in_window) AS base_cum
 FROM
 (
-    SELECT function, flat, cum, ts >= {from:DateTime64(3)} AND ts < {to:DateTime64(3)} AS in_window
+    SELECT function, flat AS f, cum AS c, ts >= {from:DateTime64(3)} AND ts < {to:DateTime64(3)} AS in_window
     FROM function_values
     WHERE profile_type = {profile_type:String}
       AND sample_type = {sample_type:String}
