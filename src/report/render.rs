@@ -89,7 +89,7 @@ fn q_text(c: &Change) -> String {
 
 fn services_text(s: &[ServiceEntry], unit: &str) -> String {
     s.iter()
-        .map(|e| format!("{} {} ({:.1}% of it)", e.service, scaled_label(e.cum, unit), e.cum_pct_of_service))
+        .map(|e| format!("{} {} ({:.1}% of {})", e.service, scaled_label(e.cum, unit), e.cum_pct_of_service, e.service))
         .collect::<Vec<_>>()
         .join(", ")
 }

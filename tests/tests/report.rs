@@ -366,6 +366,7 @@ fn movers_flag_an_injected_regression_and_nothing_between_windows_of_one_workloa
 
     // The markdown names it in the movers section.
     let md = String::from_utf8(s.report(day(2), day(1), &[])).unwrap();
+    println!("{md}");
     let movers_md = md.split("### Movers").nth(1).unwrap();
     assert!(movers_md.contains("`main.parseJSON`") && movers_md.contains("api"), "{md}");
 }
@@ -417,6 +418,9 @@ fn html_report_renders_in_headless_chromium() {
         .output()
         .unwrap();
     assert!(shot.exists(), "chromium wrote no screenshot: {}", String::from_utf8_lossy(&run.stderr));
+    if std::env::var_os("PPROFHOUSE_TEST_KEEP").is_some() {
+        println!("kept {}", s.dir.keep().display());
+    }
     let (pixels, colours, ink) = png_stats(&shot);
     assert_eq!(pixels, 1200 * 900);
     assert!(colours > 10, "{colours} colours: blank");
