@@ -56,9 +56,17 @@ pub struct ReportArgs {
     /// Output format (a webhook always gets markdown).
     #[arg(long, value_enum, default_value = "markdown")]
     pub format: Format,
-    /// Where the report goes (repeatable): `-` (stdout), a file, `s3://bucket/prefix/`, or an
-    /// http(s):// webhook (Slack-compatible `{"text": markdown}`).
-    #[arg(long = "output", short = 'o', default_value = "-")]
+    /// Where the report goes (repeatable, or comma-separated in the variable): `-` (stdout), a
+    /// file, `s3://bucket/prefix/`, or an http(s):// webhook (Slack-compatible `{"text": markdown}`;
+    /// its URL is treated as a secret: only its host is ever shown).
+    #[arg(
+        long = "output",
+        short = 'o',
+        default_value = "-",
+        env = "PPROFHOUSE_REPORT_OUTPUT",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub outputs: Vec<Destination>,
     /// Run on this schedule (cron, 5 fields, UTC, e.g. "0 8 * * *") until SIGTERM/Ctrl-C.
     #[arg(long, conflicts_with_all = ["from", "to", "baseline_from", "baseline_to"])]

@@ -17,8 +17,8 @@ use super::{render, Report, ReportSettings};
 use crate::worker::metrics::Metrics;
 use crate::worker::retry::{Retried, RetryPolicy};
 
-/// A destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A destination. `Debug` is `Display`: a webhook shows its host only.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Destination {
     /// `-`: standard output.
     Stdout,
@@ -71,6 +71,12 @@ impl std::fmt::Display for Destination {
                 write!(f, "webhook {host}")
             }
         }
+    }
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }
 

@@ -353,13 +353,16 @@ pub fn is_cpu_nanoseconds(profile_type: &str, sample_type: &str) -> bool {
     sample_type.ends_with("/nanoseconds") && (profile_type == "cpu" || sample_type.starts_with("cpu/"))
 }
 
+/// Each function's sample counts (window, baseline).
+type Counts<'a> = BTreeMap<&'a [u8], (f64, f64)>;
+
 /// Builds the report from the queries' rows: pure.
 pub fn build(inp: &Inputs, cfg: &ReportConfig) -> Report {
     let s = &cfg.settings;
     let pick = |r: &WindowPairRow| if cfg.by_cum { (r.cum, r.base_cum) } else { (r.flat, r.base_flat) };
     let (total, base_total) = (inp.total.total, inp.baseline_total.total);
     // The test's counts: k (function) of n (window) per side.
-    let (basis, n, base_n, counts): (&str, f64, f64, BTreeMap<&[u8], (f64, f64)>) = match &inp.counts {
+    let (basis, n, base_n, counts): (&str, f64, f64, Counts<'_>) = match &inp.counts {
         Some((rows, n, bn)) => (
             SAMPLES_COUNT,
             *n as f64,
@@ -538,5 +541,76 @@ pub fn build(inp: &Inputs, cfg: &ReportConfig) -> Report {
             total_core_hours: core_hours(total),
             total_cost: core_hours(total) * s.price_per_core_hour,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(f: &str, flat: i64, cum: i64, base_flat: i64, base_cum: i64) -> WindowPairRow {
+        WindowPairRow { function: f.as_bytes().to_vec(), flat, cum, base_flat, base_cum }
+    }
+
+    fn cfg(profile_type: &str, by_cum: bool) -> ReportConfig {
+        ReportConfig {
+            profile_type: profile_type.into(),
+            sample_type: None,
+            window: Window { from_ms: 86_400_000, to_ms: 2 * 86_400_000 },
+            baseline: Window { from_ms: 0, to_ms: 86_400_000 },
+            service: None,
+            labels: vec![],
+            limit: 10,
+            by_cum,
+            settings: ReportSettings::default(),
+        }
+    }
+
+    /// Heap bytes: no sample counts recorded, so shares × the profiles' sample counts are tested.
+    #[test]
+    fn value_shares_over_sample_counts_rank_and_flag() {
+        let inputs = Inputs {
+            sample_type: "inuse_space/bytes".into(),
+            rows: vec![row("a", 600, 600, 500, 500), row("b", 400, 1000, 500, 1000), row("gone", 0, 0, 0, 0)],
+            total: Total { total: 1000, profiles: 3, samples: 100_000 },
+            baseline_total: Total { total: 1000, profiles: 3, samples: 100_000 },
+            counts: None,
+            services: vec![],
+        };
+        let r = build(&inputs, &cfg("heap", false));
+        assert_eq!(r.significance.basis, "sample_count");
+        assert_eq!(r.significance.tested, 3);
+        assert!(r.cost.is_none(), "no cost for heap");
+        let names: Vec<&str> = r.functions.iter().map(|f| f.function.as_str()).collect();
+        assert_eq!(names, ["a", "b"], "ranked by flat; a function absent from the window is not listed");
+        let a = &r.functions[0];
+        assert_eq!((a.flat_pct, a.change.share_points, a.change.ratio), (60.0, 10.0, Some(1.2)));
+        // 60 000 of 100 000 against 50 000 of 100 000: z ≈ 45.
+        assert!(a.change.z > 40.0 && a.change.significant);
+        assert_eq!(r.movers.iter().map(|m| (m.function.as_str(), m.direction.as_str())).collect::<Vec<_>>(), [("a", "up"), ("b", "down")]);
+        // By cum, b leads (1000 of 1000) and its share did not change.
+        let r = build(&inputs, &cfg("heap", true));
+        assert_eq!(r.functions[0].function, "b");
+        assert!(!r.functions[0].change.significant);
+    }
+
+    /// CPU: the samples/count rows decide; the cost follows Elastic's formula.
+    #[test]
+    fn cpu_counts_and_cost() {
+        let inputs = Inputs {
+            sample_type: "cpu/nanoseconds".into(),
+            rows: vec![row("a", 36_000_000_000, 36_000_000_000, 36_000_000_000, 36_000_000_000)],
+            total: Total { total: 36_000_000_000, profiles: 1, samples: 7 },
+            baseline_total: Total { total: 36_000_000_000, profiles: 1, samples: 7 },
+            counts: Some((vec![row("a", 3600, 3600, 3600, 3600)], 3600, 3600)),
+            services: vec![],
+        };
+        let r = build(&inputs, &cfg("cpu", false));
+        assert_eq!((r.significance.basis.as_str(), r.significance.samples), ("samples/count", 3600));
+        // 36 CPU seconds a day: 36 × 31 536 000 / 86 400 / 3600 = 3.65 core-hours a year.
+        let c = r.cost.unwrap();
+        assert!((c.total_core_hours - 3.65).abs() < 1e-9, "{c:?}");
+        assert!((c.total_cost - 3.65 * 0.0425).abs() < 1e-9);
+        assert!(r.movers.is_empty());
     }
 }

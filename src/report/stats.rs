@@ -11,7 +11,7 @@ pub fn two_proportion(k1: f64, n1: f64, k2: f64, n2: f64) -> (f64, f64) {
     }
     let pooled = (k1 + k2) / (n1 + n2);
     let var = pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2);
-    if !(var > 0.0) {
+    if var.is_nan() || var <= 0.0 {
         return (0.0, 1.0);
     }
     let z = (k2 / n2 - k1 / n1) / var.sqrt();

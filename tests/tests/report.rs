@@ -85,10 +85,8 @@ impl Store {
     }
 
     fn report_args(&self, window: Window, baseline: Window, extra: &[&str]) -> Vec<String> {
-        let mut args: Vec<String> = ["report", "--type", "cpu", "--from", &iso(window.from_ms), "--to", &iso(window.to_ms)]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut args: Vec<String> =
+            ["report", "--type", "cpu", "--from", &iso(window.from_ms), "--to", &iso(window.to_ms)].iter().map(|s| s.to_string()).collect();
         args.extend(["--baseline-from".into(), iso(baseline.from_ms), "--baseline-to".into(), iso(baseline.to_ms)]);
         args.extend(extra.iter().map(|s| s.to_string()));
         args
@@ -107,7 +105,12 @@ fn rt() -> tokio::runtime::Runtime {
 
 /// name → (flat, cum) of a report's `functions`.
 fn functions(r: &Value) -> HashMap<String, (i64, i64)> {
-    r["functions"].as_array().unwrap().iter().map(|f| (f["function"].as_str().unwrap().to_string(), (f["flat"].as_i64().unwrap(), f["cum"].as_i64().unwrap()))).collect()
+    r["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["function"].as_str().unwrap().to_string(), (f["flat"].as_i64().unwrap(), f["cum"].as_i64().unwrap())))
+        .collect()
 }
 
 /// name → (flat, cum) of the fixtures' oracles for a sample type, summed over files (a merge).
@@ -180,8 +183,12 @@ fn report_numbers_equal_sql_and_the_pprof_oracles() {
         let search = oracle(&["go-cpu-labels.pb.gz"], st);
         for f in r["functions"].as_array().unwrap() {
             let name = f["function"].as_str().unwrap();
-            let got: BTreeMap<String, i64> =
-                f["services"].as_array().unwrap().iter().map(|s| (s["service"].as_str().unwrap().to_string(), s["cum"].as_i64().unwrap())).collect();
+            let got: BTreeMap<String, i64> = f["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| (s["service"].as_str().unwrap().to_string(), s["cum"].as_i64().unwrap()))
+                .collect();
             let mut want = BTreeMap::new();
             for (svc, o) in [("checkout", &checkout), ("search", &search)] {
                 if let Some(&(_, cum)) = o.get(name) {
@@ -234,8 +241,10 @@ fn synth(leaves: &[(&str, f64)], samples: usize, seed: u64, time_ms: i64) -> (Ve
         }
         counts[i] += 1;
     }
-    let mut strings: Vec<Bytes> = ["", "samples", "count", "cpu", "nanoseconds", "main.main", "main.handle"].iter().map(|s| Bytes::from(s.to_string())).collect();
-    let mut function = vec![proto::Function { id: 1, name: 5, ..Default::default() }, proto::Function { id: 2, name: 6, ..Default::default() }];
+    let mut strings: Vec<Bytes> =
+        ["", "samples", "count", "cpu", "nanoseconds", "main.main", "main.handle"].iter().map(|s| Bytes::from(s.to_string())).collect();
+    let mut function =
+        vec![proto::Function { id: 1, name: 5, ..Default::default() }, proto::Function { id: 2, name: 6, ..Default::default() }];
     let loc = |id: u64| proto::Location { id, line: vec![proto::Line { function_id: id, ..Default::default() }], ..Default::default() };
     let mut location = vec![loc(1), loc(2)];
     let mut sample = Vec::new();
@@ -339,7 +348,8 @@ fn movers_flag_an_injected_regression_and_nothing_between_windows_of_one_workloa
     assert_eq!(control["movers"].as_array().unwrap().len(), 0, "no movers between two days of one workload: {}", control["movers"]);
     assert!(control["functions"].as_array().unwrap().iter().all(|f| f["change"]["significant"] == false));
     // Exact numbers: each leaf's flat is what was drawn; baseline likewise.
-    let flats: HashMap<String, i64> = functions(&control).into_iter().filter(|(n, _)| n != "main.main" && n != "main.handle").map(|(n, v)| (n, v.0)).collect();
+    let flats: HashMap<String, i64> =
+        functions(&control).into_iter().filter(|(n, _)| n != "main.main" && n != "main.handle").map(|(n, v)| (n, v.0)).collect();
     assert_eq!(flats, d1);
     for f in control["functions"].as_array().unwrap() {
         let name = f["function"].as_str().unwrap();
@@ -427,9 +437,12 @@ fn html_report_renders_in_headless_chromium() {
     assert!(ink > pixels / 100, "only {ink} of {pixels} pixels differ from the background: blank");
 }
 
+/// The bodies a receiver got.
+type Bodies = Arc<Mutex<Vec<Vec<u8>>>>;
+
 /// A local HTTP receiver: answers 503 to the first `fail_first` POSTs, then 200; keeps the
 /// bodies. Serves at most `max` connections, then its thread ends.
-fn receiver(fail_first: usize, max: usize) -> (String, Arc<Mutex<Vec<Vec<u8>>>>, std::thread::JoinHandle<()>) {
+fn receiver(fail_first: usize, max: usize) -> (String, Bodies, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/services/T000/B000/secret", listener.local_addr().unwrap());
@@ -455,7 +468,8 @@ fn receiver(fail_first: usize, max: usize) -> (String, Arc<Mutex<Vec<Vec<u8>>>>,
                 req.extend_from_slice(&buf[..n]);
                 if let Some(end) = req.windows(4).position(|w| w == b"\r\n\r\n") {
                     let head = String::from_utf8_lossy(&req[..end]).to_ascii_lowercase();
-                    let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).map(|v| v.trim().parse().unwrap()).unwrap_or(0);
+                    let len: usize =
+                        head.lines().find_map(|l| l.strip_prefix("content-length:")).map(|v| v.trim().parse().unwrap()).unwrap_or(0);
                     while req.len() < end + 4 + len {
                         let n = conn.read(&mut buf).unwrap_or(0);
                         if n == 0 {
@@ -502,7 +516,8 @@ fn webhook_and_s3_get_the_report() {
     }
     // S3: one object under the prefix, the HTML rendering.
     let dir = s3.data_dir().join("reports/daily");
-    let objects: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "html")).collect();
+    let objects: Vec<PathBuf> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "html")).collect();
     assert_eq!(objects.len(), 1, "{objects:?}");
     let html = std::fs::read_to_string(&objects[0]).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("main.spin"), "{}", &html[..200.min(html.len())]);
