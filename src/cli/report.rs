@@ -68,7 +68,8 @@ pub struct ReportArgs {
         hide_env_values = true
     )]
     pub outputs: Vec<Destination>,
-    /// Run on this schedule (cron, 5 fields, UTC, e.g. "0 8 * * *") until SIGTERM/Ctrl-C.
+    /// Run on this schedule (cron: 5 fields, or 6 with seconds first; UTC; e.g. "0 8 * * *")
+    /// until SIGTERM/Ctrl-C.
     #[arg(long, conflicts_with_all = ["from", "to", "baseline_from", "baseline_to"])]
     pub cron: Option<String>,
     #[command(flatten)]
@@ -116,7 +117,7 @@ fn windows(a: &ReportArgs, now: i64) -> anyhow::Result<(Window, Window)> {
 pub fn report(a: ReportArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let s = Settings::load(config, &a.settings)?;
     let schedule = match &a.cron {
-        Some(expr) => Some(croner::Cron::new(expr).parse().with_context(|| format!("--cron {expr:?}"))?),
+        Some(expr) => Some(croner::Cron::new(expr).with_seconds_optional().parse().with_context(|| format!("--cron {expr:?}"))?),
         None => None,
     };
     let rt = runtime()?;

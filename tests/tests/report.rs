@@ -524,3 +524,32 @@ fn webhook_and_s3_get_the_report() {
 
     s3.stop();
 }
+
+#[test]
+fn cron_runs_the_report_on_schedule_until_sigterm() {
+    let t0 = t0();
+    let s = Store::start();
+    s.load("checkout", Some(t0 + 3 * HOUR), &[fixtures().join("go-workload-cpu.pb.gz")]);
+    // Every second, the last 7 days (the profile is in it) to a local webhook that takes two.
+    let (url, bodies, handle) = receiver(0, 2);
+    let mut child = Command::new(pprofhouse_bin())
+        .args(["report", "--type", "cpu", "--since", "7d", "--cron", "* * * * * *", "-o", &url])
+        .envs(s.env())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    handle.join().unwrap();
+    // SIGTERM ends the schedule: exit 0.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    let bodies = bodies.lock().unwrap();
+    assert_eq!(bodies.len(), 2, "two scheduled runs delivered");
+    for b in bodies.iter() {
+        let v: Value = serde_json::from_slice(b).unwrap();
+        let text = v["text"].as_str().unwrap();
+        assert!(text.starts_with("## pprofhouse report: cpu cpu/nanoseconds") && text.contains("`main.spin`"), "{text}");
+    }
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("/services/"), "the webhook's path (its token) is never logged");
+}
