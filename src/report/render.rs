@@ -94,6 +94,15 @@ fn services_text(s: &[ServiceEntry], unit: &str) -> String {
         .join(", ")
 }
 
+/// Core-hours and money: two decimals below 10, one above.
+fn num(x: f64) -> String {
+    if x.abs() < 10.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
 fn md_name(name: &str) -> String {
     format!("`{}`", name.replace('`', "'").replace('|', "\\|").replace('\n', " "))
 }
@@ -154,7 +163,7 @@ pub fn markdown(r: &Report) -> String {
         );
         if let Some(c) = &f.cost {
             let (h, d) = if w.order == "cum" { (c.cum_core_hours, c.cum_cost) } else { (c.flat_core_hours, c.flat_cost) };
-            let _ = write!(o, " {h:.1} | {d:.2} |");
+            let _ = write!(o, " {} | {} |", num(h), num(d));
         }
         let _ = writeln!(o, " {} |", md_cell(&services_text(&f.services, u)));
     }
@@ -289,7 +298,7 @@ td.n{{text-align:right;font-variant-numeric:tabular-nums}}code{{font-size:12px}}
             .as_ref()
             .map(|c| {
                 let (h, d) = if by_cum { (c.cum_core_hours, c.cum_cost) } else { (c.flat_core_hours, c.flat_cost) };
-                format!("<td class=\"n\">{h:.1}</td><td class=\"n\">{d:.2}</td>")
+                format!("<td class=\"n\">{}</td><td class=\"n\">{}</td>", num(h), num(d))
             })
             .unwrap_or_default();
         let _ = writeln!(

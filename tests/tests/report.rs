@@ -532,7 +532,7 @@ fn cron_runs_the_report_on_schedule_until_sigterm() {
     s.load("checkout", Some(t0 + 3 * HOUR), &[fixtures().join("go-workload-cpu.pb.gz")]);
     // Every second, the last 7 days (the profile is in it) to a local webhook that takes two.
     let (url, bodies, handle) = receiver(0, 2);
-    let mut child = Command::new(pprofhouse_bin())
+    let child = Command::new(pprofhouse_bin())
         .args(["report", "--type", "cpu", "--since", "7d", "--cron", "* * * * * *", "-o", &url])
         .envs(s.env())
         .stdout(std::process::Stdio::null())
