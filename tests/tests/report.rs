@@ -70,8 +70,12 @@ impl Store {
     }
 
     fn load(&self, service: &str, time: Option<i64>, files: &[PathBuf]) {
+        self.load_type(service, "cpu", time, files)
+    }
+
+    fn load_type(&self, service: &str, ptype: &str, time: Option<i64>, files: &[PathBuf]) {
         let at = time.map(iso);
-        let mut args = vec!["load", "--service", service, "--type", "cpu"];
+        let mut args = vec!["load", "--service", service, "--type", ptype];
         if let Some(at) = &at {
             args.extend(["--time", at.as_str()]);
         }
@@ -212,6 +216,20 @@ fn report_numbers_equal_sql_and_the_pprof_oracles() {
         } else {
             assert!(r["cost"].is_null());
         }
+    }
+    // Heap: no samples/count, so the test's counts are value shares × the profiles' samples.
+    s.load_type("checkout", "heap", Some(t0 + DAY + 3 * HOUR), &[fixtures().join("go-workload-heap.pb.gz")]);
+    s.load_type("search", "heap", Some(t0 + DAY + 4 * HOUR), &[fixtures().join("go-heap-2021.pb.gz")]);
+    s.load_type("checkout", "heap", Some(t0 + 3 * HOUR), &[fixtures().join("go-workload-heap.pb.gz")]);
+    for st in ["inuse_space/bytes", "alloc_objects/count"] {
+        let args = s.report_args(window, baseline, &["--type", "heap", "--sample-type", st, "-n", "100000", "--format", "json"]);
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        args.splice(1..3, []); // drop the default --type cpu
+        let r: Value = serde_json::from_slice(&s.run(&args, &[]).stdout).unwrap();
+        assert_eq!(functions(&r), oracle(&["go-workload-heap.pb.gz", "go-heap-2021.pb.gz"], st), "{st}");
+        assert_eq!(r["significance"]["basis"], "sample_count");
+        assert!(r["significance"]["samples"].as_u64().unwrap() > 0);
+        assert!(r["cost"].is_null());
     }
     // CSV: the same integers.
     let csv = s.report(window, baseline, &["--format", "csv", "--sample-type", "cpu/nanoseconds", "-n", "100000"]);
@@ -443,6 +461,13 @@ type Bodies = Arc<Mutex<Vec<Vec<u8>>>>;
 /// A local HTTP receiver: answers 503 to the first `fail_first` POSTs, then 200; keeps the
 /// bodies. Serves at most `max` connections, then its thread ends.
 fn receiver(fail_first: usize, max: usize) -> (String, Bodies, std::thread::JoinHandle<()>) {
+    let statuses = (0..max).map(|i| if i < fail_first { "503 Service Unavailable" } else { "200 OK" }).collect();
+    receiver_with(statuses)
+}
+
+/// A local HTTP receiver answering the given statuses in turn, one connection each.
+fn receiver_with(statuses: Vec<&'static str>) -> (String, Bodies, std::thread::JoinHandle<()>) {
+    let max = statuses.len();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/services/T000/B000/secret", listener.local_addr().unwrap());
@@ -483,7 +508,7 @@ fn receiver(fail_first: usize, max: usize) -> (String, Bodies, std::thread::Join
             served += 1;
             let Some(body) = body else { continue };
             seen.lock().unwrap().push(body);
-            let status = if served <= fail_first { "503 Service Unavailable" } else { "200 OK" };
+            let status = statuses[served - 1];
             let _ = conn.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").as_bytes());
         }
     });
@@ -521,6 +546,16 @@ fn webhook_and_s3_get_the_report() {
     assert_eq!(objects.len(), 1, "{objects:?}");
     let html = std::fs::read_to_string(&objects[0]).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("main.spin"), "{}", &html[..200.min(html.len())]);
+
+    // A webhook that refuses for good (404) is not retried: the run fails, naming the host only.
+    let (url, bodies, handle) = receiver_with(vec!["404 Not Found"]);
+    let args = s.report_args(window, baseline, &["-o", &url]);
+    let out = s.output(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    handle.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("HTTP 404") && stderr.contains("webhook 127.0.0.1"), "{stderr}");
+    assert!(!stderr.contains("/services/"), "the webhook's path (its token) is never shown: {stderr}");
+    assert_eq!(bodies.lock().unwrap().len(), 1, "a 404 is not retried");
 
     s3.stop();
 }
