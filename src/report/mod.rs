@@ -304,6 +304,7 @@ pub async fn compute(client: &clickhouse::Client, cfg: &ReportConfig) -> Result<
         baseline: cfg.baseline,
         service: cfg.service.clone(),
         labels: cfg.labels.clone(),
+        source: None,
     };
     let (tw, tb) = (q.top(cfg.window), q.top(cfg.baseline));
     let (rows, total, baseline_total) =

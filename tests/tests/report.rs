@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pprofhouse_sql::query::{self, TopQuery, Window};
+use pprofhouse_sql::query::{self, PairQuery, Source, TopQuery, Window};
 use pprofhouse_tests::clickhouse::LocalClickHouse;
 use pprofhouse_tests::hostile::gzip;
 use pprofhouse_tests::oracle::parse_oracle;
@@ -158,6 +158,15 @@ fn report_numbers_equal_sql_and_the_pprof_oracles() {
             let (bf, bc) = base.get(f["function"].as_str().unwrap()).copied().unwrap_or_default();
             assert_eq!((f["baseline_flat"].as_i64().unwrap(), f["baseline_cum"].as_i64().unwrap()), (bf, bc), "{f}");
         }
+        // Whole days: the daily rollup answers; the hourly one and the raw rows say the same.
+        let pq =
+            PairQuery { profile_type: "cpu".into(), sample_type: st.into(), window, baseline, service: None, labels: vec![], source: None };
+        assert_eq!(pq.pick_source(), Source::Daily);
+        let answers: Vec<_> = [Source::Daily, Source::Hourly, Source::Raw]
+            .into_iter()
+            .map(|src| rt.block_on(query::report_functions(&client, &PairQuery { source: Some(src), ..pq.clone() })).unwrap())
+            .collect();
+        assert!(!answers[0].is_empty() && answers[0] == answers[1] && answers[1] == answers[2], "{st}: rollups equal raw rows");
         // The same as the SQL of `top` and `total`.
         let q = TopQuery {
             profile_type: "cpu".into(),

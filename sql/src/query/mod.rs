@@ -341,9 +341,21 @@ pub struct PairQuery {
     pub service: Option<String>,
     /// Label filters `k=v`; all must match.
     pub labels: Vec<(String, String)>,
+    /// Force a source (tests compare them); `None`: the coarsest both windows allow.
+    pub source: Option<Source>,
 }
 
 impl PairQuery {
+    /// The coarsest source that answers exactly for both windows (raw with labels).
+    pub fn pick_source(&self) -> Source {
+        let has_labels = !self.labels.is_empty();
+        match (self.window.source(has_labels), self.baseline.source(has_labels)) {
+            (Source::Raw, _) | (_, Source::Raw) => Source::Raw,
+            (Source::Hourly, _) | (_, Source::Hourly) => Source::Hourly,
+            _ => Source::Daily,
+        }
+    }
+
     /// The same selection as a [`TopQuery`] over `window` (for [`total`]).
     pub fn top(&self, window: Window) -> TopQuery {
         TopQuery {
@@ -359,19 +371,28 @@ impl PairQuery {
     }
 }
 
-/// Every function's flat and cum in the window and in the baseline (raw rows).
+/// Every function's flat and cum in the window and in the baseline, from the coarsest source
+/// both windows allow (the same numbers from each).
 pub async fn report_functions(client: &clickhouse::Client, q: &PairQuery) -> Result<Vec<WindowPairRow>, Error> {
     if q.window.from_ms < q.baseline.to_ms && q.baseline.from_ms < q.window.to_ms {
         return Err(Error::Invalid("the baseline window overlaps the window".into()));
     }
+    let source = q.source.unwrap_or_else(|| q.pick_source());
+    if source != Source::Raw && !q.labels.is_empty() {
+        return Err(Error::Invalid("rollups keep no labels: a label filter needs the raw source".into()));
+    }
+    let sql = sql::report_functions_rollup(source);
     let query = client
-        .query(sql::body(sql::REPORT_FUNCTIONS))
+        .query(sql::body(&sql))
         .param("profile_type", &q.profile_type)
         .param("sample_type", &q.sample_type)
         .param("service", q.service.as_deref().unwrap_or(""));
     let query = window_params(query, "", q.window);
     let query = window_params(query, "base_", q.baseline);
-    Ok(label_params(query, "", &q.labels).fetch_all().await?)
+    if source == Source::Raw {
+        return Ok(label_params(query, "", &q.labels).fetch_all().await?);
+    }
+    Ok(query.fetch_all().await?)
 }
 
 /// A service's part of one function over a window.
