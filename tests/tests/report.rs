@@ -412,7 +412,7 @@ fn movers_flag_an_injected_regression_and_nothing_between_windows_of_one_workloa
 fn png_stats(path: &Path) -> (usize, usize, usize) {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
     let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
+    let mut buf = vec![0; reader.output_buffer_size().expect("a PNG of a sane size")];
     let info = reader.next_frame(&mut buf).unwrap();
     let bpp = info.color_type.samples() * if info.bit_depth == png::BitDepth::Sixteen { 2 } else { 1 };
     let px: Vec<&[u8]> = buf[..info.buffer_size()].chunks(bpp).collect();
