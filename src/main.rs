@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod cli;
+mod report;
 mod serve;
 mod worker;
 

@@ -12,6 +12,7 @@ time-series panels, which read the hourly rollup for whole hours and raw rows fo
 give exactly what the raw queries of sql/queries give.
 """
 import json
+import math
 import pathlib
 import re
 import shutil
@@ -94,6 +95,35 @@ def run(sess):
     raw_only = sql.replace("WHERE 7200 % 3600 = 0", "WHERE 0").replace("(7200 % 3600 != 0 OR", "(1 OR")
     assert sql != raw_only and q(sql) == q(raw_only)
     print("rollup-backed panels equal the raw queries: ok")
+
+    # Movers: the panel's z, q and flag are the report's math recomputed here from its values.
+    movers = next(p for p in panels if p["title"].startswith("Movers"))
+    got = rows(render(movers["targets"][0]["rawSql"], frm, to, 60, dict(base, limit="1000")))
+    prev = f"ts >= toDateTime({2 * frm - to}) AND ts < toDateTime({frm})"
+    now_w = f"ts >= toDateTime({frm}) AND ts < toDateTime({to})"
+    tot = lambda w: [float(x) for x in rows(
+        "SELECT sum(totals[indexOf(sample_types, 'cpu/nanoseconds')]), sum(sample_count) FROM profiles FINAL "
+        f"WHERE profile_type = 'cpu' AND {w}")[0]]
+    (t_now, n_now), (t_prev, n_prev) = tot(now_w), tot(prev)
+    assert n_prev > 0 and n_now > 0 and len(got) >= 3, (n_now, n_prev, got)
+    ps = []
+    for r in got:
+        v, pv = float(r[1]), float(r[2])
+        s_now, s_prev = v / t_now, pv / t_prev
+        k1, k0 = round(s_now * n_now), round(s_prev * n_prev)
+        pooled = (k1 + k0) / (n_now + n_prev)
+        z = 0.0 if pooled <= 0 or pooled >= 1 else (k1 / n_now - k0 / n_prev) / math.sqrt(pooled * (1 - pooled) * (1 / n_now + 1 / n_prev))
+        assert abs(float(r[7]) - z) < 1e-6, (r, z)
+        ps.append((math.erfc(abs(z) / math.sqrt(2)), r[0]))
+    order = sorted(ps)
+    m, running, want_q = len(order), 1.0, {}
+    for rank in range(m, 0, -1):
+        p, fn = order[rank - 1]
+        running = min(running, p * m / rank)
+        want_q[fn] = min(1.0, running)
+    for r in got:
+        assert abs(float(r[8]) - want_q[r[0]]) < 1e-9, (r, want_q[r[0]])
+    print("movers panel is the report's test: ok")
 
 
 def render(sql, frm, to, interval_s, values):

@@ -230,6 +230,64 @@ ORDER BY abs(delta) DESC, function
 LIMIT {LIMIT}
 """
 
+PREV = ("ts >= $__fromTime - toIntervalSecond(dateDiff('second', $__fromTime, $__toTime)) "
+        "AND ts < $__fromTime")
+SQL_MOVERS = f"""
+-- Movers (`pprofhouse report`'s test, see the README): each function's share of the sample
+-- type's total in the dashboard's range against the previous range of the same length. The
+-- counts of the two-proportion z-test are the shares applied to the profiles' sample counts
+-- (profiles.sample_count); p = erfc(|z|/sqrt 2); q = Benjamini-Hochberg over every function;
+-- significant = q <= 0.05, |change| >= 0.1 points and >= 5 % of the share. Largest change first.
+WITH
+    (SELECT sum(totals[indexOf(sample_types, ${{sample_type:sqlstring}})]) FROM profiles FINAL
+     WHERE {PT} AND has(sample_types, ${{sample_type:sqlstring}}) AND {WINDOW} AND {SVC}) AS total_now,
+    (SELECT sum(sample_count) FROM profiles FINAL
+     WHERE {PT} AND has(sample_types, ${{sample_type:sqlstring}}) AND {WINDOW} AND {SVC}) AS n_now,
+    (SELECT sum(totals[indexOf(sample_types, ${{sample_type:sqlstring}})]) FROM profiles FINAL
+     WHERE {PT} AND has(sample_types, ${{sample_type:sqlstring}}) AND {PREV} AND {SVC}) AS total_prev,
+    (SELECT sum(sample_count) FROM profiles FINAL
+     WHERE {PT} AND has(sample_types, ${{sample_type:sqlstring}}) AND {PREV} AND {SVC}) AS n_prev
+SELECT function, value, prev_value, share, prev_share, share_points, ratio, z, q,
+       q <= 0.05 AND abs(share_points) >= 0.1 AND (ratio IS NULL OR abs(ratio - 1) >= 0.05) AS significant
+FROM
+(
+    SELECT *, least(1, min(p * m / rank) OVER (ORDER BY p DESC, function DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) AS q
+    FROM
+    (
+        SELECT *, row_number() OVER (ORDER BY p ASC, function ASC) AS rank, count() OVER () AS m
+        FROM
+        (
+            SELECT function, value, prev_value,
+                   if(total_now = 0, 0, value / total_now) AS share,
+                   if(total_prev = 0, 0, prev_value / total_prev) AS prev_share,
+                   (share - prev_share) * 100 AS share_points,
+                   if(prev_share = 0, NULL, share / prev_share) AS ratio,
+                   round(share * n_now) AS k_now, round(prev_share * n_prev) AS k_prev,
+                   if(n_now + n_prev = 0, 0, (k_now + k_prev) / (n_now + n_prev)) AS pooled,
+                   if(n_now = 0 OR n_prev = 0 OR pooled <= 0 OR pooled >= 1, 0,
+                      (k_now / n_now - k_prev / n_prev) / sqrt(pooled * (1 - pooled) * (1 / n_now + 1 / n_prev))) AS z,
+                   erfc(abs(z) / sqrt(2)) AS p
+            FROM
+            (
+                SELECT function, sumIf(v, in_now) AS value, sumIf(v, NOT in_now) AS prev_value
+                FROM
+                (
+                    SELECT function, if({BYCUM}, cum, flat) AS v, {WINDOW} AS in_now
+                    FROM function_values
+                    WHERE {PT} AND {ST}
+                      AND (({WINDOW}) OR ({PREV}))
+                      AND {SVC}
+                )
+                GROUP BY function
+                HAVING value != 0 OR prev_value != 0
+            )
+        )
+    )
+)
+ORDER BY significant DESC, abs(share_points) DESC, function
+LIMIT {LIMIT}
+"""
+
 # ---------------------------------------------------------------------------------------------
 # Variables
 
@@ -349,6 +407,20 @@ top = table_panel(
     description="Like `pprofhouse top` / `go tool pprof -top` over every profile of the window. "
                 "Click a function to select it below.")
 panels.append(top); y += 13
+
+movers = table_panel(
+    "Movers: share of $order against the previous range of the same length", pos(0, y, 24, 10), SQL_MOVERS,
+    [rename("prev_value", "previous"), rename("prev_share", "previous %"), rename("share", "share %"),
+     rename("share_points", "change (points)"),
+     unit_override(["share", "prev_share"], "percentunit", [{"id": "decimals", "value": 2}]),
+     unit_override(["share_points", "ratio", "z"], "none", [{"id": "decimals", "value": 2}]),
+     unit_override(["q"], "none", [{"id": "decimals", "value": 4}]),
+     {"matcher": {"id": "byName", "options": "function"},
+      "properties": [{"id": "links", "value": [link_fn]}, {"id": "custom.width", "value": 520}]}],
+    description="The functions whose share changed most, with the report's significance: two-proportion "
+                "z-test on sample counts, Benjamini-Hochberg q over every function, significant = q <= 0.05 "
+                "and a change of at least 0.1 points and 5 % (see `pprofhouse report`).")
+panels.append(movers); y += 10
 
 panels.append(row("Function: $function", y)); y += 1
 ts = {"type": "timeseries", "id": nid(), "title": "$function — $order per service (sum per $__interval)",

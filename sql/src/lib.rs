@@ -26,6 +26,8 @@ pub mod query;
 pub mod schema;
 pub mod sink;
 
+/// The `clickhouse` crate, for callers of [`query`] (its functions take a `clickhouse::Client`).
+pub use clickhouse;
 /// The ClickHouse client the queries take (the `clickhouse` crate's).
 pub use clickhouse::Client;
 pub use client::{ClickHouseConfig, Compression, Error};

@@ -355,3 +355,48 @@ pub struct ServeFlags {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_merge_stacks: Option<u64>,
 }
+
+/// `[report]`.
+#[derive(Debug, Default, Args, Serialize)]
+pub struct ReportFlags {
+    /// Price of one core-hour in USD, for the yearly cost of CPU [default: 0.0425].
+    #[arg(long, env = "PPROFHOUSE_REPORT_PRICE_PER_CORE_HOUR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_per_core_hour: Option<f64>,
+    /// Seconds in a year, for annualised core-hours [default: 31536000].
+    #[arg(long, env = "PPROFHOUSE_REPORT_SECONDS_PER_YEAR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_per_year: Option<f64>,
+    /// False-discovery rate of the movers (Benjamini–Hochberg) [default: 0.05].
+    #[arg(long, env = "PPROFHOUSE_REPORT_FDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fdr: Option<f64>,
+    /// Smallest change of share, in percentage points, that makes a mover [default: 0.1].
+    #[arg(long, env = "PPROFHOUSE_REPORT_MIN_SHARE_POINTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_share_points: Option<f64>,
+    /// Smallest relative change of share (|ratio − 1|) that makes a mover [default: 0.05].
+    #[arg(long, env = "PPROFHOUSE_REPORT_MIN_RELATIVE_CHANGE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_relative_change: Option<f64>,
+    /// Most movers listed [default: 20].
+    #[arg(long, env = "PPROFHOUSE_REPORT_MAX_MOVERS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_movers: Option<usize>,
+    /// Services listed per function [default: 3].
+    #[arg(long, env = "PPROFHOUSE_REPORT_SERVICES_PER_FUNCTION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub services_per_function: Option<u32>,
+    /// Timeout of one webhook or S3 request [default: 10s].
+    #[arg(long = "report-timeout", env = "PPROFHOUSE_REPORT_TIMEOUT", value_parser = duration)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Retries of a webhook POST that failed transiently (connection, 429, 5xx) [default: 4].
+    #[arg(long = "report-retry-budget", env = "PPROFHOUSE_REPORT_RETRY_BUDGET")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_budget: Option<usize>,
+    /// Longest pause between webhook retries [default: 10s].
+    #[arg(long = "report-max-backoff", env = "PPROFHOUSE_REPORT_MAX_BACKOFF", value_parser = duration)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_backoff: Option<String>,
+}

@@ -8,6 +8,7 @@ pub(crate) mod flags;
 mod ingest;
 mod merge;
 mod put;
+mod report;
 mod serve;
 pub mod settings;
 
@@ -31,7 +32,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// TOML settings file (sections [clickhouse], [kafka], [s3], [layout], [sink], [limits],
-    /// [worker], [retention], [backfill], [serve]; unknown keys are errors). The environment wins over
+    /// [worker], [retention], [backfill], [serve], [report]; unknown keys are errors). The environment wins over
     /// the file, flags win over both.
     #[arg(long, global = true, env = "PPROFHOUSE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -91,6 +92,9 @@ pub enum Command {
     Merge(merge::MergeArgs),
     /// profefe's HTTP API over ClickHouse and S3 (`go tool pprof` reads its merge endpoint).
     Serve(serve::ServeArgs),
+    /// Top-N for a window against a baseline, with significant movers and the yearly cost of
+    /// CPU, as markdown, HTML, CSV or JSON to stdout, a file, S3 or a webhook (once, or on a cron).
+    Report(report::ReportArgs),
 }
 
 /// The one async runtime: a worker thread per core the machine (or its cgroup) gives us.
@@ -114,6 +118,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backfill(a) => ingest::backfill(a, config),
         Command::Merge(a) => merge::merge(a, config),
         Command::Serve(a) => serve::serve(a, config),
+        Command::Report(a) => report::report(a, config),
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Settings {
     pub backfill: BackfillSettings,
     /// `[serve]`: profefe's HTTP API.
     pub serve: crate::serve::Config,
+    /// `[report]`: the report's statistics, cost model and delivery limits.
+    pub report: crate::report::ReportSettings,
 }
 
 /// `[backfill]`.

@@ -25,9 +25,9 @@ mod config;
 mod fetch;
 mod flush;
 mod memory;
-mod metrics;
+pub(crate) mod metrics;
 mod process;
-mod retry;
+pub(crate) mod retry;
 mod source;
 
 use std::collections::VecDeque;

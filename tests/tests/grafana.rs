@@ -27,5 +27,10 @@ fn every_dashboard_query_runs_and_agrees_with_the_raw_queries() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("hostile variable values select nothing: ok") && stdout.contains("dashboard queries: all ok"), "{stdout}");
+    assert!(
+        stdout.contains("hostile variable values select nothing: ok")
+            && stdout.contains("movers panel is the report's test: ok")
+            && stdout.contains("dashboard queries: all ok"),
+        "{stdout}"
+    );
 }

@@ -100,6 +100,8 @@ pub struct Total {
     pub total: i64,
     /// Profiles counted.
     pub profiles: u64,
+    /// Their samples (Σ `sample_count`).
+    pub samples: u64,
 }
 
 fn label_params(q: clickhouse::query::Query, prefix: &str, labels: &[(String, String)]) -> clickhouse::query::Query {
@@ -307,4 +309,125 @@ pub async fn flamegraph(
         .param("service", service.unwrap_or(""));
     let query = label_params(window_params(query, "", w), "", labels);
     Ok(query.fetch_all().await?)
+}
+
+/// A function's flat and cum in a window and in its baseline.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
+pub struct WindowPairRow {
+    /// Function name.
+    #[serde(with = "serde_bytes")]
+    pub function: Vec<u8>,
+    /// Flat in the window.
+    pub flat: i64,
+    /// Cum in the window.
+    pub cum: i64,
+    /// Flat in the baseline.
+    pub base_flat: i64,
+    /// Cum in the baseline.
+    pub base_cum: i64,
+}
+
+/// What `report_functions` and `function_services` select: a sample type, a window and its
+/// baseline, a service and labels.
+#[derive(Debug, Clone)]
+pub struct PairQuery {
+    /// Profile type (cpu, heap, …).
+    pub profile_type: String,
+    /// Sample type `type/unit`.
+    pub sample_type: String,
+    /// The window.
+    pub window: Window,
+    /// The baseline window (must not overlap `window`).
+    pub baseline: Window,
+    /// Service.
+    pub service: Option<String>,
+    /// Label filters `k=v`; all must match.
+    pub labels: Vec<(String, String)>,
+    /// Force a source (tests compare them); `None`: the coarsest both windows allow.
+    pub source: Option<Source>,
+}
+
+impl PairQuery {
+    /// The coarsest source that answers exactly for both windows (raw with labels).
+    pub fn pick_source(&self) -> Source {
+        let has_labels = !self.labels.is_empty();
+        match (self.window.source(has_labels), self.baseline.source(has_labels)) {
+            (Source::Raw, _) | (_, Source::Raw) => Source::Raw,
+            (Source::Hourly, _) | (_, Source::Hourly) => Source::Hourly,
+            _ => Source::Daily,
+        }
+    }
+
+    /// The same selection as a [`TopQuery`] over `window` (for [`total`]).
+    pub fn top(&self, window: Window) -> TopQuery {
+        TopQuery {
+            profile_type: self.profile_type.clone(),
+            sample_type: self.sample_type.clone(),
+            window,
+            service: self.service.clone(),
+            labels: self.labels.clone(),
+            by_cum: false,
+            limit: 0,
+            source: Some(Source::Raw),
+        }
+    }
+}
+
+/// Every function's flat and cum in the window and in the baseline, from the coarsest source
+/// both windows allow (the same numbers from each).
+pub async fn report_functions(client: &clickhouse::Client, q: &PairQuery) -> Result<Vec<WindowPairRow>, Error> {
+    if q.window.from_ms < q.baseline.to_ms && q.baseline.from_ms < q.window.to_ms {
+        return Err(Error::Invalid("the baseline window overlaps the window".into()));
+    }
+    let source = q.source.unwrap_or_else(|| q.pick_source());
+    if source != Source::Raw && !q.labels.is_empty() {
+        return Err(Error::Invalid("rollups keep no labels: a label filter needs the raw source".into()));
+    }
+    let sql = sql::report_functions_rollup(source);
+    let query = client
+        .query(sql::body(&sql))
+        .param("profile_type", &q.profile_type)
+        .param("sample_type", &q.sample_type)
+        .param("service", q.service.as_deref().unwrap_or(""));
+    let query = window_params(query, "", q.window);
+    let query = window_params(query, "base_", q.baseline);
+    if source == Source::Raw {
+        return Ok(label_params(query, "", &q.labels).fetch_all().await?);
+    }
+    Ok(query.fetch_all().await?)
+}
+
+/// A service's part of one function over a window.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
+pub struct FunctionService {
+    /// Function name.
+    #[serde(with = "serde_bytes")]
+    pub function: Vec<u8>,
+    /// Service.
+    pub service: String,
+    /// The function's flat in the service.
+    pub flat: i64,
+    /// The function's cum in the service.
+    pub cum: i64,
+    /// The service's total for the sample type.
+    pub service_total: i64,
+}
+
+/// The top `per_function` services (by cum) of each function, over `q.window`.
+pub async fn function_services(
+    client: &clickhouse::Client,
+    q: &PairQuery,
+    functions: &[&[u8]],
+    per_function: u32,
+) -> Result<Vec<FunctionService>, Error> {
+    let names: Vec<&str> = functions.iter().map(|f| std::str::from_utf8(f).unwrap_or("")).collect();
+    let query = client
+        .query(sql::body(sql::FUNCTION_SERVICES))
+        .param("functions", names)
+        .param("profile_type", &q.profile_type)
+        .param("sample_type", &q.sample_type)
+        .param("service", q.service.as_deref().unwrap_or(""))
+        .param("per_function", per_function);
+    let query = window_params(query, "", q.window);
+    Ok(label_params(query, "", &q.labels).fetch_all().await?)
 }

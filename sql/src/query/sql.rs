@@ -16,6 +16,12 @@ pub const FUNCTION_TIMESERIES_ROLLUP: &str = include_str!("../../queries/functio
 pub const SERVICES_FOR_FUNCTION: &str = include_str!("../../queries/services_for_function.sql");
 /// Per-function diff of two sides.
 pub const DIFF: &str = include_str!("../../queries/diff.sql");
+/// Every function's flat/cum in a window and its baseline (the report).
+pub const REPORT_FUNCTIONS: &str = include_str!("../../queries/report_functions.sql");
+/// Has a `{rollup}` placeholder for the table: see [`report_functions_rollup`].
+pub const REPORT_FUNCTIONS_ROLLUP: &str = include_str!("../../queries/report_functions_rollup.sql");
+/// The top services of each of a list of functions (the report).
+pub const FUNCTION_SERVICES: &str = include_str!("../../queries/function_services.sql");
 /// Flame graph in nested-set form.
 pub const FLAMEGRAPH: &str = include_str!("../../queries/flamegraph.sql");
 
@@ -50,6 +56,16 @@ pub fn top_functions_rollup(source: Source) -> String {
         Source::Daily => "function_values_daily",
     };
     TOP_FUNCTIONS_ROLLUP.replace("{rollup}", table)
+}
+
+/// `REPORT_FUNCTIONS_ROLLUP` with its table filled in (`REPORT_FUNCTIONS` for [`Source::Raw`]).
+pub fn report_functions_rollup(source: Source) -> String {
+    let table = match source {
+        Source::Raw => return REPORT_FUNCTIONS.to_string(),
+        Source::Hourly => "function_values_hourly",
+        Source::Daily => "function_values_daily",
+    };
+    REPORT_FUNCTIONS_ROLLUP.replace("{rollup}", table)
 }
 
 /// Strips the leading `--` comment lines (clients that show the query text stay tidy).
