@@ -60,6 +60,7 @@ pub mod config;
 pub mod handler;
 pub mod layout;
 pub mod producer;
+pub mod secrets;
 
 pub use aws_lambda_events::s3::S3Event;
 pub use config::{KafkaConfig, LayoutConfig, S3Config};

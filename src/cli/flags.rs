@@ -83,6 +83,11 @@ pub struct KafkaFlags {
     #[arg(long = "kafka-sasl-password", env = "PPROFHOUSE_KAFKA_SASL_PASSWORD", hide_env_values = true, value_parser = secret)]
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose")]
     pub sasl_password: Option<SecretString>,
+    /// AWS Secrets Manager secret (ARN or name) with the SASL password, or MSK's
+    /// {"username","password"} JSON; read once at start by the ingest commands (the Lambda).
+    #[arg(long = "kafka-sasl-secret", env = "PPROFHOUSE_KAFKA_SASL_SECRET", value_name = "ARN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sasl_secret: Option<String>,
 }
 
 fn properties<S: Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
