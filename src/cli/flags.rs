@@ -308,6 +308,15 @@ mod tests {
     }
 
     #[test]
+    fn the_sasl_secret_reference_reaches_the_kafka_settings() {
+        let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:AmazonMSK_pprofhouse-AbCdEf";
+        let cli = Cli::try_parse_from(["x", "--kafka-brokers", "b:9096", "--kafka-sasl-secret", arn]).unwrap();
+        let s = crate::cli::settings::Settings::load(None, &cli).unwrap();
+        assert_eq!(s.kafka.sasl_secret.as_deref(), Some(arn));
+        assert!(s.kafka.sasl_password.is_none(), "read at start, not at parse time");
+    }
+
+    #[test]
     fn secrets_stay_out_of_help_and_debug() {
         let cli = Cli::try_parse_from([
             "x",
