@@ -1,7 +1,7 @@
 //! Kafka SASL credentials from AWS Secrets Manager, read once when the process starts.
 //!
 //! `kafka.sasl_secret` (`PPROFHOUSE_KAFKA_SASL_SECRET`) names a secret (ARN or name). At a
-//! Lambda cold start (and at the start of `ingest-event` and `backfill`) it is read with
+//! Lambda cold start (and at the start of `worker`, `ingest-event` and `backfill`) it is read with
 //! `GetSecretValue` and held for the life of the process, so a warm instance never reads it
 //! again and the password never sits in the function's environment. The secret holds either
 //! the password alone, or a JSON object with `password` and optionally `username` — the shape

@@ -84,7 +84,7 @@ pub struct KafkaFlags {
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose")]
     pub sasl_password: Option<SecretString>,
     /// AWS Secrets Manager secret (ARN or name) with the SASL password, or MSK's
-    /// {"username","password"} JSON; read once at start by the ingest commands (the Lambda).
+    /// {"username","password"} JSON; read once at start (the Lambda: at each cold start).
     #[arg(long = "kafka-sasl-secret", env = "PPROFHOUSE_KAFKA_SASL_SECRET", value_name = "ARN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sasl_secret: Option<String>,
