@@ -1,15 +1,15 @@
 # pprofhouse — the two commands a newcomer needs, and a few more.
 #   make demo   run the pipeline end to end on the local stack with the bundled profiles, print the fleet top-10
-#   make test   install the local components (cached) and run every test
+#   make test   install the local components (cached), check the deployment files and run every test
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test lint build release bench bench-explode bench-fleet bench-pipeline bench-hostile vs-pprof check-explode down fuzz
+.PHONY: demo test lint validate build release bench bench-explode bench-fleet bench-pipeline bench-hostile vs-pprof check-explode down fuzz
 
 demo: release
 	infra/local/demo
 
-test: lint
+test: lint validate
 	infra/local/install all
 	$(CARGO) build --bin pprofhouse
 	gobin=$$(infra/local/tools) && PATH="$${gobin:+$$gobin:}$$PATH" $(CARGO) test --workspace --no-fail-fast
@@ -18,6 +18,11 @@ test: lint
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# The deployment files (infra/aws, infra/k8s, infra/docker, scripts) through the ecosystem's own
+# validators, installed into a cached venv: infra/validate/run.
+validate:
+	infra/validate/run
 
 build:
 	$(CARGO) build --bin pprofhouse

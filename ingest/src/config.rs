@@ -35,6 +35,9 @@ pub struct KafkaConfig {
     /// `sasl.password`, kept apart from the properties so it may hold any character and is
     /// never printed.
     pub sasl_password: Option<SecretString>,
+    /// A Secrets Manager secret (ARN or name) holding the SASL password, or MSK's
+    /// `{"username", "password"}` JSON: read once at start ([`crate::secrets`]).
+    pub sasl_secret: Option<String>,
 }
 
 impl Default for KafkaConfig {
@@ -61,6 +64,7 @@ impl fmt::Debug for KafkaConfig {
             .field("timeout_ms", &self.timeout_ms)
             .field("properties", &props)
             .field("sasl_password", &self.sasl_password.as_ref().map(|_| "[REDACTED]"))
+            .field("sasl_secret", &self.sasl_secret)
             .finish()
     }
 }
@@ -76,6 +80,7 @@ impl KafkaConfig {
             timeout_ms: 30_000,
             properties: BTreeMap::new(),
             sasl_password: None,
+            sasl_secret: None,
         }
     }
 

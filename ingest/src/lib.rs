@@ -31,7 +31,8 @@
 //!
 //! **Settings.** [`config`] holds plain serde structs for Kafka, S3 and layouts (unknown keys
 //! are errors); the `pprofhouse` binary fills them from its config file, the environment and its
-//! flags, and the worker reuses them.
+//! flags, and the worker reuses them. [`secrets`] reads the Kafka SASL credentials from AWS
+//! Secrets Manager once at start (a Lambda cold start), so they never sit in the environment.
 //!
 //! **In the worker**, per consumed message:
 //!
@@ -60,6 +61,7 @@ pub mod config;
 pub mod handler;
 pub mod layout;
 pub mod producer;
+pub mod secrets;
 
 pub use aws_lambda_events::s3::S3Event;
 pub use config::{KafkaConfig, LayoutConfig, S3Config};

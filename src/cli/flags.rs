@@ -83,6 +83,11 @@ pub struct KafkaFlags {
     #[arg(long = "kafka-sasl-password", env = "PPROFHOUSE_KAFKA_SASL_PASSWORD", hide_env_values = true, value_parser = secret)]
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose")]
     pub sasl_password: Option<SecretString>,
+    /// AWS Secrets Manager secret (ARN or name) with the SASL password, or MSK's
+    /// {"username","password"} JSON; read once at start (the Lambda: at each cold start).
+    #[arg(long = "kafka-sasl-secret", env = "PPROFHOUSE_KAFKA_SASL_SECRET", value_name = "ARN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sasl_secret: Option<String>,
 }
 
 fn properties<S: Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
@@ -300,6 +305,15 @@ mod tests {
         clickhouse: ClickHouseFlags,
         #[command(flatten)]
         kafka: KafkaFlags,
+    }
+
+    #[test]
+    fn the_sasl_secret_reference_reaches_the_kafka_settings() {
+        let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:AmazonMSK_pprofhouse-AbCdEf";
+        let cli = Cli::try_parse_from(["x", "--kafka-brokers", "b:9096", "--kafka-sasl-secret", arn]).unwrap();
+        let s = crate::cli::settings::Settings::load(None, &cli).unwrap();
+        assert_eq!(s.kafka.sasl_secret.as_deref(), Some(arn));
+        assert!(s.kafka.sasl_password.is_none(), "read at start, not at parse time");
     }
 
     #[test]

@@ -26,9 +26,12 @@ pub struct IngestFlags {
 }
 
 /// Builds the trigger (producer, resolver, and S3 for HEADs when configured).
+/// The SASL secret (`kafka.sasl_secret`) is read here, once: at a Lambda cold start.
 async fn ingestor(s: &Settings, source: &str) -> anyhow::Result<(Ingestor, aws_sdk_s3::Client)> {
     s.kafka.check().map_err(anyhow::Error::msg)?;
-    let producer = Producer::new(&s.kafka).context("creating the Kafka producer")?;
+    let mut kafka = s.kafka.clone();
+    pprofhouse_ingest::secrets::resolve(&mut kafka, &s.s3.region).await?;
+    let producer = Producer::new(&kafka).context("creating the Kafka producer")?;
     let s3 = s.s3.client().await;
     let mut ingestor = Ingestor::new(producer, s.layout.resolver()?, source);
     if s.layout.head_objects {

@@ -128,6 +128,9 @@ pub(crate) async fn shutdown_signal() {
 pub async fn run(o: Options) -> anyhow::Result<()> {
     let cfg = &o.worker;
     o.kafka.check().map_err(anyhow::Error::msg)?;
+    // The SASL secret (`kafka.sasl_secret`), read once at start.
+    let mut kafka = o.kafka.clone();
+    pprofhouse_ingest::secrets::resolve(&mut kafka, &o.s3.region).await?;
     let retry = cfg.retry();
     let metrics = Metrics::new();
     let health = Health::new(cfg.stall_after, metrics.stalled.clone());
@@ -136,8 +139,8 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         eprintln!("pprofhouse worker: metrics on http://{bound}");
     }
     let shared = Arc::new(Shared::default());
-    let consumer = Arc::new(source::consumer(&o.kafka, &cfg.group, shared.clone())?);
-    let producer = Arc::new(Producer::new(&o.kafka).context("creating the Kafka producer (dead letters)")?);
+    let consumer = Arc::new(source::consumer(&kafka, &cfg.group, shared.clone())?);
+    let producer = Arc::new(Producer::new(&kafka).context("creating the Kafka producer (dead letters)")?);
     let ledger = memory::Ledger::new(cfg.max_inflight_bytes);
     let budget_kib = (cfg.max_inflight_bytes / 1024).clamp(1, u32::MAX as u64) as u32;
     let processor = Arc::new(Processor {

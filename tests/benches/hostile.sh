@@ -16,5 +16,5 @@ while IFS=$'\t' read -r file limit; do
     end=$(date +%s.%N)
     kib=$(tail -n 1 "$work/rss")
     printf '%-22s %10d %8.3f %9.1f  %s\n' "$(basename "$file" .pb.gz)" "$(stat -c %s "$file")" \
-        "$(echo "$end - $start" | bc)" "$(echo "$kib / 1024" | bc -l)" "$(grep -o "$limit[^)]*)" "$work/err" | head -n 1)"
+        "$(echo "$end - $start" | bc)" "$(echo "$kib / 1024" | bc -l)" "$(grep -o "${limit}[^)]*)" "$work/err" | head -n 1)"
 done <"$work/list.tsv"

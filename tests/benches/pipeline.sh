@@ -54,7 +54,7 @@ report() { # phase, worker start (unix s), enqueue end (unix s)
     echo "== $1: profiles stored: $n of $((batches * per_batch)) ($rows function rows)"
     if [[ $1 == live ]]; then
         echo "enqueue (upload + event) rate: $(echo "$batches * $per_batch / ($3 - $2)" | bc -l | xargs printf '%.0f') profiles/s"
-        echo "end to end: $(echo "$n * 1000 / ($last - $first)" | bc -l | xargs printf '%.0f') profiles/s (first upload → last row visible: $(( (last - first) ))ms)"
+        echo "end to end: $(echo "$n * 1000 / ($last - $first)" | bc -l | xargs printf '%.0f') profiles/s (first upload → last row visible: $((last - first))ms)"
         echo "event-to-visible latency (upload second → row inserted; keys carry whole seconds): p50 ${p50} ms, p99 ${p99} ms"
     else
         local ms

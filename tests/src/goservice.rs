@@ -75,7 +75,7 @@ pub fn build_goworkload() -> Result<PathBuf> {
         .env("CGO_ENABLED", "0")
         .stdin(Stdio::null())
         .output()
-        .context("running `go build` (is `go` on PATH? apt-get install golang-go)")?;
+        .context("running `go build` (is `go` on PATH? `make test` puts it there; or PATH=\"$(infra/local/tools):$PATH\")")?;
     if !out.status.success() {
         let _ = std::fs::remove_file(&tmp);
         bail!("go build {} failed: {}", src.display(), String::from_utf8_lossy(&out.stderr));

@@ -32,7 +32,7 @@ pub fn go_pprof_top<S: AsRef<OsStr>>(files: &[S], sample_type: &str) -> Top {
     if !unit.is_empty() {
         cmd.arg(format!("-unit={unit}"));
     }
-    let out = cmd.args(files).output().expect("`go` must be on PATH (apt-get install golang-go)");
+    let out = cmd.args(files).output().expect("`go` must be on PATH (`make test` puts it there; or PATH=\"$(infra/local/tools):$PATH\")");
     assert!(out.status.success(), "go tool pprof failed: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let mut rows = Top::new();
