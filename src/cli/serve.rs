@@ -31,6 +31,7 @@ pub fn serve(a: ServeArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             bucket: s.s3.bucket.clone(),
             limits: s.limits,
             config: s.serve.clone(),
+            report: s.report.clone(),
         };
         crate::serve::run(state).await
     })?;

@@ -9,11 +9,9 @@ use axum::response::{IntoResponse, Response};
 use pprofhouse_ingest::layout::{profefe_key, profefe_type_number, LayoutKind, ProfileMeta};
 use pprofhouse_sql::query::catalog::{self, ListQuery};
 use pprofhouse_sql::query::merge::{merged_profile, MergeQuery};
-use pprofhouse_sql::query::{self, TopQuery, Window};
+use pprofhouse_sql::query::Window;
 use pprofhouse_sql::sink::{profile_id, Origin, SourceRef};
-use pprofhouse_transform::explode::sort_rows;
 use pprofhouse_transform::pprof::encode::encode_gzip;
-use pprofhouse_transform::FunctionRow;
 use serde_json::json;
 
 use super::params::Params;
@@ -204,46 +202,35 @@ pub async fn create(State(s): Shared, RawQuery(q): RawQuery, headers: HeaderMap,
     })))
 }
 
-/// `GET /api/0/top`: the fleet top as JSON.
+/// `GET /api/0/top`: the report's JSON (`pprofhouse report --format json`): the window against
+/// the window of the same length just before it, unless `baseline_from`/`baseline_to` say otherwise.
 pub async fn top(State(s): Shared, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref());
     let profile_type = p.profile_type()?.ok_or_else(|| ApiError::bad("missing type"))?;
     let window = p.window()?;
-    let sample_type = match p.get("sample_type") {
-        Some(t) => t.to_string(),
-        None => query::default_sample_type(&s.clickhouse, &profile_type, window)
-            .await
-            .map_err(ch)?
-            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("nothing found: no {profile_type} profiles in that window")))?,
+    let baseline = match (p.time("baseline_from")?, p.time("baseline_to")?) {
+        (Some(from_ms), Some(to_ms)) => Window { from_ms, to_ms },
+        (None, None) => Window { from_ms: window.from_ms - (window.to_ms - window.from_ms), to_ms: window.from_ms },
+        _ => return Err(ApiError::bad("baseline_from and baseline_to go together")),
     };
-    let by_cum = matches!(p.get("cum"), Some("1" | "true"));
-    let q = TopQuery {
+    if baseline.to_ms <= baseline.from_ms || (window.from_ms < baseline.to_ms && baseline.from_ms < window.to_ms) {
+        return Err(ApiError::bad("the baseline must be a non-empty window that does not overlap the window"));
+    }
+    let cfg = crate::report::ReportConfig {
         profile_type,
-        sample_type: sample_type.clone(),
+        sample_type: p.get("sample_type").map(str::to_string),
         window,
+        baseline,
         service: p.get("service").map(str::to_string),
         labels: p.labels()?,
-        by_cum,
-        limit: p.number("n", 10u32)?,
-        source: None,
+        limit: p.number("n", 10u32)? as usize,
+        by_cum: matches!(p.get("cum"), Some("1" | "true")),
+        settings: s.report.clone(),
     };
-    let rows = query::top_functions(&s.clickhouse, &q).await.map_err(ch)?;
-    let total = query::total(&s.clickhouse, &q).await.map_err(ch)?;
-    let mut fr: Vec<FunctionRow<'_>> = rows
-        .iter()
-        .map(|r| FunctionRow { sample_type: 0, function: &r.function, flat: r.flat, cum: r.cum, mark: Default::default() })
-        .collect();
-    sort_rows(&mut fr, by_cum);
-    let functions: Vec<serde_json::Value> =
-        fr.iter().map(|r| json!({ "function": String::from_utf8_lossy(r.function), "flat": r.flat, "cum": r.cum })).collect();
-    let body = json!({
-        "window": { "from": iso(window.from_ms), "to": iso(window.to_ms) },
-        "type": q.profile_type,
-        "sample_type": sample_type,
-        "service": q.service,
-        "total": total.total,
-        "profiles": total.profiles,
-        "functions": functions,
-    });
-    Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
+    let report = crate::report::compute(&s.clickhouse, &cfg).await.map_err(ch)?;
+    if report.window.profiles == 0 {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("nothing found: no {} profiles in that window", cfg.profile_type)));
+    }
+    let body = serde_json::to_string(&report).map_err(|e| ApiError::internal("encoding the report", e))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

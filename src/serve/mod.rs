@@ -74,6 +74,8 @@ pub struct AppState {
     pub limits: pprofhouse_transform::pprof::Limits,
     /// The `[serve]` settings.
     pub config: Config,
+    /// The `[report]` settings (`/api/0/top`).
+    pub report: crate::report::ReportSettings,
 }
 
 /// A profefe-shaped error: `{"code": status, "error": message}`.

@@ -159,7 +159,7 @@ fn go_tool_pprof_reads_the_merge_endpoint_and_posted_profiles_flow_through_the_p
     assert_eq!(raw.body, cpu);
     // The fleet top as JSON.
     let top = get(open.addr(), "/api/0/top?type=cpu&service=poster&since=1h&sample_type=cpu/nanoseconds&n=100000", &[]).unwrap().json();
-    assert_eq!(top["sample_type"], "cpu/nanoseconds", "{top}");
+    assert_eq!(top["window"]["sample_type"], "cpu/nanoseconds", "{top}");
     assert!(top["window"]["from"].is_string() && top["window"]["to"].is_string(), "{top}");
     let got: Top = top["functions"]
         .as_array()
