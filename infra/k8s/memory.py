@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """The worker's worst-case memory, from its settings; checks the Deployment's limit against it.
 
-    M = R + C*O + A*max(I, D) + 3*B
+    M = R + C*O + A*max(I, D) + I + 2*B
 
   C  worker.concurrency            objects fetched at once; each holds its compressed body (<= O)
   O  worker.max_object_bytes       largest object fetched
-  I  worker.max_inflight_bytes     decoded bytes being decoded/exploded at once (the budget)
+  I  worker.max_inflight_bytes     the in-flight ledger: exploded records waiting for the batch
+                                   (and the decoded bytes in the CPU stage, below)
   D  limits.max_decompressed_bytes one profile larger than I still runs, alone
-  A  5                             decode + explode working set per decoded byte (measured
-                                   3.5-4.3 on 20-30 MiB synthetic profiles: infra/README.md)
-  B  sink.batch_bytes              the batch being inserted, plus the open one, which fetching
-                                   stops filling at 2*B (back-pressure)
+  A  12                            decode + explode working set per decoded byte (measured with
+                                   heaptrack: ~29 MB for a 2.5 MB decoded heap profile; 3.5-4.3
+                                   on 20-30 MiB synthetic profiles: infra/README.md)
+  B  sink.batch_bytes              the batch being inserted, plus the open one, which stops
+                                   taking results at B while the other is written
   R  48 MiB                        the rest: runtime, librdkafka queues, S3/HTTP clients (the
                                    pipeline benchmark's worker peaks at 38 MiB on small profiles)
 
@@ -29,7 +31,7 @@ import sys
 import yaml
 
 MI = 1 << 20
-A = 5
+A = 12
 R = 48 * MI
 # The defaults of the settings (README.md, "Configuration").
 DEFAULTS = {
@@ -66,7 +68,13 @@ def quantity(s):
 
 
 def formula(s):
-    return R + s["concurrency"] * s["max_object_bytes"] + A * max(s["max_inflight_bytes"], s["max_decompressed_bytes"]) + 3 * s["batch_bytes"]
+    return (
+        R
+        + s["concurrency"] * s["max_object_bytes"]
+        + A * max(s["max_inflight_bytes"], s["max_decompressed_bytes"])
+        + s["max_inflight_bytes"]
+        + 2 * s["batch_bytes"]
+    )
 
 
 def from_manifests(k8s):

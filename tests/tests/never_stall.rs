@@ -351,10 +351,15 @@ fn secrets_never_show_in_help_or_logs() {
     let p = Pipeline::start().unwrap();
     let (ch_secret, sasl_secret) = ("ch-Secret-4f2a", "sasl,Secret,with,commas-9b1c");
     let env = [("PPROFHOUSE_CLICKHOUSE_PASSWORD", ch_secret), ("PPROFHOUSE_KAFKA_SASL_PASSWORD", sasl_secret), ("PPROFHOUSE_LOG", "debug")];
-    for args in [&["--help"][..], &["worker", "--help"], &["load", "--help"], &["backfill", "--help"]] {
+    for args in
+        [&["--help"][..], &["worker", "--help"], &["load", "--help"], &["backfill", "--help"], &["report", "--help"], &["serve", "--help"]]
+    {
         let out = p.run_env(args, &env, Duration::from_secs(30)).unwrap();
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(!text.contains(ch_secret) && !text.contains("Secret"), "{args:?} shows a secret:\n{text}");
+        assert!(
+            !text.contains(ch_secret) && !text.contains("Secret-4f2a") && !text.contains("Secret,with"),
+            "{args:?} shows a secret:\n{text}"
+        );
     }
     // An error and a debug-level run: neither prints them.
     let out = p.run_env(&["migrate", "--clickhouse-url", "http://127.0.0.1:9"], &env, Duration::from_secs(60)).unwrap();

@@ -454,6 +454,8 @@ pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
         decoded_bytes: profile.decoded_bytes as u64,
     };
     let inline_marks = marks.finish();
+    // The record may wait in a batch for seconds: no doubling slack.
+    stacks.shrink_to_fit();
     Exploded { facts, names: names.names, flat, cum, stacks, inline_marks }
 }
 

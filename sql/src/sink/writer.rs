@@ -123,7 +123,22 @@ struct IngestRow<'a> {
     st_values: Vec<&'a [i64]>,
 }
 
-fn ingest_row<'a>(rec: &'a ProfileRecord, with_stacks: bool, known: &HashSet<u64>) -> IngestRow<'a> {
+/// Stacks per `ingest` row: a profile with more is sent as several rows (its facts repeated,
+/// its functions in the first), so no one row — serialized whole by the client before it is
+/// sent, and compressed whole — grows with the profile (a production heap profile's 26k stacks
+/// are 22 MB of RowBinary). The views over `ingest` ARRAY JOIN each row, so the rows add up
+/// to the profile.
+const STACKS_PER_ROW: usize = 2048;
+
+/// The `ingest` rows of one profile ([`STACKS_PER_ROW`]).
+fn ingest_rows<'a>(rec: &'a ProfileRecord, with_stacks: bool, known: &'a HashSet<u64>) -> impl Iterator<Item = IngestRow<'a>> + 'a {
+    let stacks = if with_stacks { rec.exploded.stacks.len() } else { 0 };
+    let rows = stacks.div_ceil(STACKS_PER_ROW).max(1);
+    (0..rows).map(move |i| ingest_row(rec, i == 0, i * STACKS_PER_ROW..((i + 1) * STACKS_PER_ROW).min(stacks), known))
+}
+
+/// One `ingest` row: the profile's facts, its functions (`functions`), the stacks in `stacks`.
+fn ingest_row<'a>(rec: &'a ProfileRecord, functions: bool, stacks: std::ops::Range<usize>, known: &HashSet<u64>) -> IngestRow<'a> {
     let ex = &rec.exploded;
     let f = &ex.facts;
     let k = f.sample_types.len();
@@ -131,7 +146,7 @@ fn ingest_row<'a>(rec: &'a ProfileRecord, with_stacks: bool, known: &HashSet<u64
     let mut fn_name = Vec::new();
     let mut fn_flat = Vec::new();
     let mut fn_cum = Vec::new();
-    for n in 0..ex.names.len() {
+    for n in 0..if functions { ex.names.len() } else { 0 } {
         for t in 0..k {
             let (flat, cum) = (ex.flat[n * k + t], ex.cum[n * k + t]);
             if flat != 0 || cum != 0 {
@@ -143,8 +158,8 @@ fn ingest_row<'a>(rec: &'a ProfileRecord, with_stacks: bool, known: &HashSet<u64
         }
     }
     let (mut st_hash, mut st_frames, mut st_values) = (Vec::new(), Vec::new(), Vec::new());
-    if with_stacks {
-        for s in &ex.stacks {
+    {
+        for s in &ex.stacks[stacks] {
             st_hash.push(s.hash);
             // Frames of a stack written recently are left out: `stacks` already has them.
             let fresh = known.contains(&s.hash);
@@ -184,7 +199,9 @@ fn ingest_row<'a>(rec: &'a ProfileRecord, with_stacks: bool, known: &HashSet<u64
 
 /// Stack frames are re-sent at least this often (keeps `stacks.last_seen` fresh for its TTL).
 const KNOWN_STACK_TTL: Duration = Duration::from_secs(3600);
-const KNOWN_STACK_MAX: usize = 1 << 20;
+/// Past this many remembered stacks the memory is cleared (a `HashMap<u64, Instant>` of 2^17
+/// entries is about 6 MiB).
+const KNOWN_STACK_MAX: usize = 1 << 17;
 
 /// Writes batches to ClickHouse: the processed-profile check, then one INSERT.
 pub struct Writer {
@@ -291,9 +308,10 @@ impl Writer {
                 HashSet::new()
             };
             for rec in &fresh {
-                let row = ingest_row(rec, self.cfg.stacks, &known);
-                insert.write(&row).await?;
-                stats.rows += row.fn_name.len();
+                for row in ingest_rows(rec, self.cfg.stacks, &known) {
+                    insert.write(&row).await?;
+                    stats.rows += row.fn_name.len();
+                }
             }
             insert.end().await?;
             // The markers last: a profile is "stored" only once all of its data is.
