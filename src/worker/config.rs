@@ -97,6 +97,9 @@ pub mod cli {
         retention: RetentionFlags,
     }
 
+    /// How long the exit waits for work left on the blocking pool.
+    const SHUTDOWN_BLOCKING_WAIT: Duration = Duration::from_secs(5);
+
     /// Runs the worker until SIGTERM/SIGINT (or idle).
     pub fn run(a: WorkerArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         let s = Settings::load(config, &a.settings)?;
@@ -111,7 +114,12 @@ pub mod cli {
             retention: s.retention,
             until_idle: a.until_idle,
         };
-        crate::cli::runtime()?.block_on(super::super::run(options))?;
+        let rt = crate::cli::runtime()?;
+        let done = rt.block_on(super::super::run(options));
+        // Work still running on the blocking pool (a profile whose partition was revoked, or
+        // that was in flight at shutdown) is bounded by `[limits]`; never wait on it for long.
+        rt.shutdown_timeout(SHUTDOWN_BLOCKING_WAIT);
+        done?;
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -18,7 +18,10 @@
 //! A crash anywhere replays uncommitted messages; the sink's processed-profile check makes
 //! replays no-ops. On a rebalance, the batch being written lands and commits before the
 //! partitions go, and what was not yet written is dropped for the next owner to replay — so
-//! two workers never write the same message at once. SIGTERM/SIGINT stop taking messages,
+//! two workers never write the same message at once. Dropping aborts the messages in flight at
+//! once; a profile already being exploded on the blocking pool finishes its work (bounded by
+//! `[limits]`: well under a second for the worst hostile profile) and is discarded, and the
+//! exit waits at most 5 s for such work. [`memory`] bounds what messages in flight hold. SIGTERM/SIGINT stop taking messages,
 //! flush, commit, and exit 0.
 
 mod config;
