@@ -169,6 +169,16 @@ pub fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<(u16, Vec<u
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n")?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).with_context(|| format!("reading the answer to GET {path}"))?;
+    let (status, _, body) = parse_http_answer(&raw).with_context(|| format!("GET {path}"))?;
+    Ok((status, body))
+}
+
+/// Header lines, names lowercased.
+pub type Headers = Vec<(String, String)>;
+
+/// An HTTP/1.x answer read to the end: (status, headers with lowercased names, body), the body
+/// de-chunked or cut at `Content-Length`.
+pub fn parse_http_answer(raw: &[u8]) -> Result<(u16, Headers, Vec<u8>)> {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").context("no end of headers in the HTTP answer")?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut body = raw[split + 4..].to_vec();
@@ -178,28 +188,18 @@ pub fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<(u16, Vec<u
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
         .with_context(|| format!("bad status line in {head:?}"))?;
-    let mut chunked = false;
-    let mut length = None;
-    for l in lines {
-        if let Some((k, v)) = l.split_once(':') {
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-            if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
-                chunked = true;
-            }
-            if k == "content-length" {
-                length = v.parse::<usize>().ok();
-            }
-        }
-    }
-    if chunked {
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         body = dechunk(&body)?;
-    } else if let Some(n) = length {
+    } else if let Some(n) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
         if body.len() < n {
-            bail!("GET {path}: body is {} bytes, Content-Length says {n}", body.len());
+            bail!("body is {} bytes, Content-Length says {n}", body.len());
         }
         body.truncate(n);
     }
-    Ok((status, body))
+    Ok((status, headers, body))
 }
 
 fn dechunk(mut b: &[u8]) -> Result<Vec<u8>> {

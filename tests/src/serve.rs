@@ -148,31 +148,6 @@ pub fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> Result<Answer> {
 }
 
 fn parse(raw: &[u8]) -> Result<Answer> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").context("no end of headers in the HTTP answer")?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut body = raw[split + 4..].to_vec();
-    let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .with_context(|| format!("bad status line in {head:?}"))?;
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
-    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked")) {
-        let mut out = Vec::new();
-        let mut rest = &body[..];
-        loop {
-            let nl = rest.windows(2).position(|w| w == b"\r\n").context("bad chunk")?;
-            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..nl]).trim(), 16)?;
-            rest = &rest[nl + 2..];
-            if size == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[..size]);
-            rest = &rest[size + 2..];
-        }
-        body = out;
-    }
+    let (status, headers, body) = crate::goservice::parse_http_answer(raw)?;
     Ok(Answer { status, headers, body })
 }
