@@ -3,7 +3,8 @@
 //! of decompressed protobuf (criterion prints MiB/s); `fleet/*` runs over every fixture and
 //! reports profiles/s.
 //!
-//! Run: `cargo bench -p pprofhouse-transform --bench explode`.
+//! Run: `cargo bench -p pprofhouse-transform --bench explode`; `BENCH_PROFILES=DIR` benches every
+//! profile in DIR instead (production-size ones: see `vs-pprof.sh`).
 use std::path::PathBuf;
 
 use bytes::Bytes;
@@ -11,8 +12,13 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use pprofhouse_transform::pprof::{decode, decode_protobuf, inflate, Limits};
 use pprofhouse_transform::{explode, ExplodeOptions};
 
+/// The shared fixtures, or every profile in `$BENCH_PROFILES` (a directory of production-size
+/// profiles, e.g. made with the Go workload) when it is set.
 fn fixtures() -> Vec<(String, Bytes)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/pprof");
+    let dir = match std::env::var_os("BENCH_PROFILES") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/pprof"),
+    };
     let mut out: Vec<(String, Bytes)> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| {
@@ -30,7 +36,8 @@ fn per_file(c: &mut Criterion) {
     let limits = Limits::default();
     let mut g = c.benchmark_group("profile");
     for (name, data) in fixtures() {
-        if !["go-heap-2021.pb.gz", "go-workload-cpu.pb.gz", "nodejs-heap.pb.gz", "go-cpu-labels.pb.gz"].contains(&name.as_str()) {
+        let picked = ["go-heap-2021.pb.gz", "go-workload-cpu.pb.gz", "nodejs-heap.pb.gz", "go-cpu-labels.pb.gz"];
+        if std::env::var_os("BENCH_PROFILES").is_none() && !picked.contains(&name.as_str()) {
             continue;
         }
         let pb = inflate(data.clone(), &limits).unwrap();

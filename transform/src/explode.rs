@@ -314,6 +314,121 @@ fn same_slice(a: &[u8], b: &[u8]) -> bool {
     a.as_ptr() == b.as_ptr() && a.len() == b.len()
 }
 
+/// `to[t] += v[t]` (wrapping, as Go's int64 arithmetic); inlined into loops whose length the
+/// compiler knows.
+#[inline(always)]
+fn add(to: &mut [i64], v: &[i64]) {
+    for (a, &x) in to.iter_mut().zip(v) {
+        *a = a.wrapping_add(x);
+    }
+}
+
+/// The state of explode's walk over the samples.
+struct Walk<'a> {
+    k: usize,
+    flat: Vec<i64>,
+    cum: Vec<i64>,
+    /// The last sample (stamp) that counted each node's cum.
+    seen: Vec<u32>,
+    totals: Vec<i64>,
+    /// Location position → its nodes: `loc_nodes[loc_start[l]..loc_start[l + 1]]`.
+    loc_start: &'a [u32],
+    loc_nodes: &'a [u32],
+    /// Location position → its node when it has exactly one, else `u32::MAX`.
+    loc_one: Vec<u32>,
+    stacks_on: bool,
+    name_hashes: &'a [u64],
+    stack_ix: HashMap<u64, u32>,
+    stacks: Vec<Stack>,
+    frames: Vec<u32>,
+    hash_buf: Vec<u8>,
+    marks: InlineMarks,
+}
+
+impl Walk<'_> {
+    /// Adds every sample's values to its nodes. `K` is the number of sample types when it is a
+    /// compile-time constant, 0 when only `self.k` knows it.
+    fn run<const K: usize>(&mut self, profile: &Profile) {
+        let k = if K == 0 { self.k } else { K };
+        debug_assert_eq!(k, self.k);
+        let n_samples = profile.sample_count();
+        let (loc_start, loc_nodes) = (self.loc_start, self.loc_nodes);
+        for si in 0..n_samples {
+            let v = &profile.values[si * k..si * k + k];
+            if v.iter().all(|&x| x == 0) {
+                continue;
+            }
+            let stack = &profile.sample_locs[profile.sample_loc_start[si] as usize..profile.sample_loc_start[si + 1] as usize];
+            add(&mut self.totals, v);
+            let stamp = si as u32 + 1;
+            self.frames.clear();
+            // Root to leaf, as pprof's graph builder walks (the order matters only for the inline
+            // marks, whose per-sample edge dedup keeps the root-most occurrence).
+            let mut parent = u32::MAX;
+            for &li in stack.iter().rev() {
+                // Validated and resolved: a location position.
+                let li = li as usize;
+                let one = self.loc_one[li];
+                if one != u32::MAX && !self.marks.enabled {
+                    // The common case: a location of one node (no inlined frames).
+                    let nu = one as usize;
+                    if self.seen[nu] != stamp {
+                        self.seen[nu] = stamp;
+                        add(&mut self.cum[nu * k..nu * k + k], v);
+                    }
+                    parent = one;
+                    if self.stacks_on {
+                        self.frames.push(one);
+                    }
+                    continue;
+                }
+                let nodes = &loc_nodes[loc_start[li] as usize..loc_start[li + 1] as usize];
+                let last = nodes.len() - 1;
+                for (ni, &n) in nodes.iter().enumerate().rev() {
+                    let nu = n as usize;
+                    if self.seen[nu] != stamp {
+                        self.seen[nu] = stamp;
+                        add(&mut self.cum[nu * k..nu * k + k], v);
+                    }
+                    if self.marks.enabled {
+                        self.marks.edge(parent, n, ni != last, stamp, v);
+                    }
+                    parent = n;
+                }
+                if self.stacks_on {
+                    self.frames.extend(nodes.iter().rev());
+                }
+            }
+            if parent != u32::MAX {
+                let leaf = parent as usize;
+                add(&mut self.flat[leaf * k..leaf * k + k], v);
+            }
+            if self.stacks_on && !self.frames.is_empty() {
+                self.add_stack(v);
+            }
+        }
+    }
+
+    /// Adds the sample in `self.frames` (root first) with values `v` to its distinct stack.
+    fn add_stack(&mut self, v: &[i64]) {
+        let k = self.k;
+        self.frames.reverse();
+        self.hash_buf.clear();
+        for &f in &self.frames {
+            self.hash_buf.extend_from_slice(&self.name_hashes[f as usize].to_le_bytes());
+        }
+        let hash = xxh3_64(&self.hash_buf);
+        let (stacks, frames) = (&mut self.stacks, &self.frames);
+        let ix = *self.stack_ix.entry(hash).or_insert_with(|| {
+            stacks.push(Stack { hash, frames: frames.clone(), values: vec![0; k] });
+            (stacks.len() - 1) as u32
+        });
+        for (sv, &x) in self.stacks[ix as usize].values.iter_mut().zip(v) {
+            *sv = sv.wrapping_add(x);
+        }
+    }
+}
+
 /// Explodes a validated profile.
 pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
     let k = profile.sample_type.len();
@@ -369,77 +484,35 @@ pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
     loc_start.push(loc_nodes.len() as u32);
 
     let n_nodes = names.names.len();
-    let mut flat = vec![0i64; n_nodes * k];
-    let mut cum = vec![0i64; n_nodes * k];
-    let mut seen = vec![0u32; n_nodes];
-    let mut totals = vec![0i64; k];
-
     let name_hashes: Vec<u64> = if opts.stacks { names.names.iter().map(|n| xxh3_64(n)).collect() } else { Vec::new() };
-    let mut stack_ix: HashMap<u64, u32> = HashMap::new();
-    let mut stacks: Vec<Stack> = Vec::new();
-    let mut frames: Vec<u32> = Vec::new();
-    let mut hash_buf: Vec<u8> = Vec::new();
-    let mut marks = InlineMarks::new(opts.inline_marks, n_nodes, k, &loc_start, &loc_nodes);
-
-    let n_samples = profile.sample_count();
-    for si in 0..n_samples {
-        let v = &profile.values[si * k..si * k + k];
-        let stack = &profile.sample_locs[profile.sample_loc_start[si] as usize..profile.sample_loc_start[si + 1] as usize];
-        if v.iter().all(|&x| x == 0) {
-            continue;
-        }
-        for t in 0..k {
-            totals[t] = totals[t].wrapping_add(v[t]);
-        }
-        let stamp = si as u32 + 1;
-        frames.clear();
-        // Root to leaf, as pprof's graph builder walks (the order matters only for the inline
-        // marks, whose per-sample edge dedup keeps the root-most occurrence).
-        let mut parent = u32::MAX;
-        for &li in stack.iter().rev() {
-            // Validated and resolved: a location position.
-            let li = li as usize;
-            let nodes = &loc_nodes[loc_start[li] as usize..loc_start[li + 1] as usize];
-            let last = nodes.len() - 1;
-            for (ni, &n) in nodes.iter().enumerate().rev() {
-                let nu = n as usize;
-                if seen[nu] != stamp {
-                    seen[nu] = stamp;
-                    for t in 0..k {
-                        cum[nu * k + t] = cum[nu * k + t].wrapping_add(v[t]);
-                    }
-                }
-                if marks.enabled {
-                    marks.edge(parent, n, ni != last, stamp, v);
-                }
-                parent = n;
-            }
-            if opts.stacks {
-                frames.extend(nodes.iter().rev());
-            }
-        }
-        if parent != u32::MAX {
-            let leaf = parent as usize;
-            for t in 0..k {
-                flat[leaf * k + t] = flat[leaf * k + t].wrapping_add(v[t]);
-            }
-        }
-        if opts.stacks && !frames.is_empty() {
-            frames.reverse();
-            hash_buf.clear();
-            for &f in &frames {
-                hash_buf.extend_from_slice(&name_hashes[f as usize].to_le_bytes());
-            }
-            let hash = xxh3_64(&hash_buf);
-            let ix = *stack_ix.entry(hash).or_insert_with(|| {
-                stacks.push(Stack { hash, frames: frames.clone(), values: vec![0; k] });
-                (stacks.len() - 1) as u32
-            });
-            for (sv, &x) in stacks[ix as usize].values.iter_mut().zip(v) {
-                *sv = sv.wrapping_add(x);
-            }
-        }
+    let mut walk = Walk {
+        k,
+        flat: vec![0i64; n_nodes * k],
+        cum: vec![0i64; n_nodes * k],
+        seen: vec![0u32; n_nodes],
+        totals: vec![0i64; k],
+        loc_start: &loc_start,
+        loc_nodes: &loc_nodes,
+        loc_one: loc_start.windows(2).map(|w| if w[1] - w[0] == 1 { loc_nodes[w[0] as usize] } else { u32::MAX }).collect(),
+        stacks_on: opts.stacks,
+        name_hashes: &name_hashes,
+        stack_ix: HashMap::new(),
+        stacks: Vec::new(),
+        frames: Vec::new(),
+        hash_buf: Vec::new(),
+        marks: InlineMarks::new(opts.inline_marks, n_nodes, k, &loc_start, &loc_nodes),
+    };
+    // The per-frame loop, with the number of sample types known to the compiler for the usual
+    // counts (1 to 4: CPU, heap, contention profiles), so its per-type loops unroll.
+    match k {
+        1 => walk.run::<1>(profile),
+        2 => walk.run::<2>(profile),
+        3 => walk.run::<3>(profile),
+        4 => walk.run::<4>(profile),
+        _ => walk.run::<0>(profile),
     }
+    let n_samples = profile.sample_count();
+    let Walk { flat, cum, totals, mut stacks, marks, .. } = walk;
 
     let facts = ProfileFacts {
         time_nanos: profile.time_nanos(),

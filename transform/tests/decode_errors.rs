@@ -58,6 +58,12 @@ fn typed_errors() {
     let mut p = minimal();
     p.sample[0].location_id = vec![9];
     assert!(matches!(err(p), DecodeError::DanglingId { what: "location", id: 9, .. }));
+    // IDs past 31 bits are kept aside while parsing: the error still names the ID itself.
+    for id in [1u64 << 31, u32::MAX as u64 + 9, u64::MAX] {
+        let mut p = minimal();
+        p.sample[0].location_id = vec![1, id];
+        assert!(matches!(err(p), DecodeError::DanglingId { what: "location", id: got, .. } if got == id), "{id}");
+    }
     let mut p = minimal();
     p.location[0].line[0].function_id = 5;
     assert!(matches!(err(p), DecodeError::DanglingId { what: "function", id: 5, .. }));

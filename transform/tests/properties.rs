@@ -16,6 +16,20 @@ struct Gen {
     funcs: Vec<usize>,
     locs: Vec<Vec<usize>>,
     samples: Vec<(Vec<usize>, i64, i64)>,
+    /// How locations are numbered: see [`loc_id`].
+    ids: u8,
+}
+
+/// Location `i`'s ID: 1..=n (what writers do), sparse, or around and far past 2^31 and 2^32
+/// (the decoder keeps small IDs inline and large ones aside; both must resolve alike).
+fn loc_id(ids: u8, i: usize) -> u64 {
+    let i = i as u64;
+    match ids {
+        0 => i + 1,
+        1 => 1000 + 7 * i,
+        2 => (1 << 31) - 3 + i,
+        _ => (1 << 40) + (i << 33) + 5,
+    }
 }
 
 const POOL: &[&str] = &["main", "fib", "runtime.mallocgc", "a", "b", "", "c\td", "ünï"];
@@ -27,7 +41,7 @@ fn gen() -> impl Strategy<Value = Gen> {
         (funcs, locs).prop_flat_map(|(funcs, locs)| {
             let nl = locs.len();
             let samples = prop::collection::vec((prop::collection::vec(0..nl, 0..12), 0i64..1000, 0i64..5), 1..30);
-            samples.prop_map(move |samples| Gen { funcs: funcs.clone(), locs: locs.clone(), samples })
+            (samples, 0u8..4).prop_map(move |(samples, ids)| Gen { funcs: funcs.clone(), locs: locs.clone(), samples, ids })
         })
     })
 }
@@ -48,7 +62,7 @@ fn encode(g: &Gen) -> Bytes {
         .iter()
         .enumerate()
         .map(|(i, lines)| proto::Location {
-            id: i as u64 + 1,
+            id: loc_id(g.ids, i),
             mapping_id: 1,
             address: 0x1000 + i as u64,
             line: lines.iter().map(|&f| proto::Line { function_id: f as u64 + 1, line: 1, column: 0 }).collect(),
@@ -59,7 +73,7 @@ fn encode(g: &Gen) -> Bytes {
         .samples
         .iter()
         .map(|(stack, v1, v2)| proto::Sample {
-            location_id: stack.iter().map(|&l| l as u64 + 1).collect(),
+            location_id: stack.iter().map(|&l| loc_id(g.ids, l)).collect(),
             value: vec![*v1, *v2],
             label: vec![],
         })
@@ -235,7 +249,7 @@ proptest! {
 #[test]
 fn stack_hashes_are_stable() {
     // One fixed stack: main → fib → fib (leaf), hashed from the names alone.
-    let g = Gen { funcs: vec![0, 1], locs: vec![vec![1], vec![0]], samples: vec![(vec![0, 0, 1], 5, 1)] };
+    let g = Gen { funcs: vec![0, 1], locs: vec![vec![1], vec![0]], samples: vec![(vec![0, 0, 1], 5, 1)], ids: 0 };
     let ex = explode(&decode_protobuf(encode(&g)).unwrap(), ExplodeOptions { stacks: true, inline_marks: false, ..Default::default() });
     assert_eq!(ex.stacks.len(), 1);
     let names: Vec<&[u8]> = ex.stacks[0].frames.iter().map(|&f| &ex.names[f as usize][..]).collect();

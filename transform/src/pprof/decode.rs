@@ -209,6 +209,33 @@ impl IdIndex {
     }
 }
 
+/// Marks a stack entry that indexes `Profile::wide_ids` rather than being a location ID.
+const WIDE: u32 = 1 << 31;
+
+/// A sample's location ID as stored while parsing: itself when below [`WIDE`] (every writer's
+/// IDs in practice: they count locations), else an index into `wide` (one entry per distinct
+/// ID), so the stacks take four bytes per frame whatever the IDs.
+#[inline(always)]
+fn narrow_id(id: u64, wide: &mut Vec<u64>, wide_ix: &mut hashbrown::HashMap<u64, u32>) -> u32 {
+    if id < WIDE as u64 {
+        id as u32
+    } else {
+        wide_id(id, wide, wide_ix)
+    }
+}
+
+/// [`narrow_id`]'s rare case, out of the decoding loop.
+#[cold]
+#[inline(never)]
+fn wide_id(id: u64, wide: &mut Vec<u64>, wide_ix: &mut hashbrown::HashMap<u64, u32>) -> u32 {
+    let next = wide.len() as u32;
+    let ix = *wide_ix.entry(id).or_insert(next);
+    if ix == next {
+        wide.push(id);
+    }
+    WIDE | ix
+}
+
 /// A sample or period type: string indices.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ValueType {
@@ -266,8 +293,11 @@ pub struct Profile {
     pub(crate) line_function: Vec<u64>,
     /// Sample `i`'s stack is `sample_locs[sample_loc_start[i]..sample_loc_start[i + 1]]`.
     pub(crate) sample_loc_start: Vec<u32>,
-    /// Stacks, leaf first, as location *positions* (IDs resolved during validation).
-    pub(crate) sample_locs: Vec<u64>,
+    /// Stacks, leaf first, as location *positions* (IDs resolved during validation; while
+    /// parsing, an ID, or [`WIDE`] | its index in `wide_ids` when it does not fit in 31 bits).
+    pub(crate) sample_locs: Vec<u32>,
+    /// Location IDs of stacks too large for `sample_locs`, until validation resolves them.
+    wide_ids: Vec<u64>,
     /// Sample `i`'s values are `values[i * k..(i + 1) * k]`, `k` the number of sample types.
     pub(crate) values: Vec<i64>,
     /// Distinct label keys (string indices), in order of first appearance.
@@ -517,6 +547,7 @@ fn parse(pb: &Bytes, l: &Limits, checked: bool) -> Result<Parsed, WireError> {
         line_function: Vec::new(),
         sample_loc_start: vec![0],
         sample_locs: Vec::new(),
+        wide_ids: Vec::new(),
         values: Vec::new(),
         label_keys: Vec::new(),
         locations: IdIndex::Dense(0),
@@ -528,6 +559,7 @@ fn parse(pb: &Bytes, l: &Limits, checked: bool) -> Result<Parsed, WireError> {
     let (mut label_str_min, mut label_str_max) = (0i64, 0i64);
     let mut key_set: hashbrown::HashSet<i64> = hashbrown::HashSet::new();
     let mut last_key: Option<i64> = None;
+    let mut wide_ix: hashbrown::HashMap<u64, u32> = hashbrown::HashMap::new();
     let depth = RECURSION_LIMIT;
     while !r.at_end() {
         let (tag, wt) = r.key()?;
@@ -542,14 +574,14 @@ fn parse(pb: &Bytes, l: &Limits, checked: bool) -> Result<Parsed, WireError> {
                 limit(p.sample_loc_start.len(), l.max_samples, checked)?;
                 let locs_before = p.sample_locs.len();
                 let values_before = p.values.len();
-                let (locs, values) = (&mut p.sample_locs, &mut p.values);
+                let (locs, values, wide) = (&mut p.sample_locs, &mut p.values, &mut p.wide_ids);
                 r.message(wt, depth, |r, tag, wt, depth| {
                     match tag {
                         1 => {
-                            r.repeated(wt, |v| locs.push(v))?;
+                            r.repeated_into(wt, locs, |v| narrow_id(v, wide, &mut wide_ix))?;
                             limit(locs.len() - locs_before, l.max_stack_depth, checked)?;
                         }
-                        2 => r.repeated(wt, |v| values.push(v as i64))?,
+                        2 => r.repeated_into(wt, values, |v| v as i64)?,
                         3 => {
                             let mut lab = [0i64; 3];
                             r.message(wt, depth, |r, tag, wt, depth| {
@@ -751,52 +783,62 @@ fn validate(parsed: Parsed, pb: &[u8], decoded_bytes: usize, l: &Limits) -> Resu
         // Some sample is wrong: find the first error, sample by sample, from the wire.
         return Err(first_sample_error(pb, want, strings, &locations));
     }
-    // Resolve stacks to location positions; count explode's work, reporting it only once every
-    // reference is known to be good.
-    let lines: Vec<u32> = p.loc_line_start.windows(2).map(|w| (w[1] - w[0]).max(1)).collect();
-    let mut work: Option<DecodeError> = None;
-    let mut frames: u64 = 0;
-    for s in 0..n_samples {
-        let (start, end) = (p.sample_loc_start[s] as usize, p.sample_loc_start[s + 1] as usize);
-        let stack = &mut p.sample_locs[start..end];
-        let mut sample_frames: u64 = 0;
-        match &locations {
-            IdIndex::Dense(n) => {
-                for id in stack.iter_mut() {
-                    let pos = id.wrapping_sub(1);
-                    if pos >= *n as u64 {
-                        return Err(DecodeError::DanglingId { from: "sample", what: "location", id: *id });
-                    }
-                    *id = pos;
-                    sample_frames += lines[pos as usize] as u64;
-                }
+    // Resolve stacks to location positions (the first dangling ID in profile order is the
+    // error), then count explode's work, reported only once every reference is known good.
+    match &locations {
+        IdIndex::Dense(n) if p.wide_ids.is_empty() => {
+            let n = *n as u32;
+            // Branch-free over the whole array; the error, if any, is found afterwards.
+            let mut bad = false;
+            for id in p.sample_locs.iter_mut() {
+                let pos = id.wrapping_sub(1);
+                bad |= pos >= n;
+                *id = pos;
             }
-            IdIndex::Sparse(_) => {
-                for id in stack.iter_mut() {
-                    let Some(pos) = locations.get(*id) else {
-                        return Err(DecodeError::DanglingId { from: "sample", what: "location", id: *id });
-                    };
-                    *id = pos as u64;
-                    sample_frames += lines[pos] as u64;
-                }
+            if bad {
+                let pos = p.sample_locs.iter().position(|&pos| pos >= n).unwrap_or(0);
+                let id = p.sample_locs[pos].wrapping_add(1);
+                return Err(DecodeError::DanglingId { from: "sample", what: "location", id: id as u64 });
             }
         }
-        if work.is_none() {
-            if let Err(e) = over("max_stack_depth", "locations on one stack", (end - start) as u64, l.max_stack_depth as u64) {
-                work = Some(e);
-                continue;
+        _ => {
+            for id in p.sample_locs.iter_mut() {
+                let wide = if *id & WIDE != 0 { p.wide_ids[(*id & !WIDE) as usize] } else { *id as u64 };
+                let Some(pos) = locations.get(wide) else {
+                    return Err(DecodeError::DanglingId { from: "sample", what: "location", id: wide });
+                };
+                // Below `max_locations`, itself far below `WIDE`.
+                *id = pos as u32;
             }
-            frames += sample_frames;
+        }
+    }
+    // Frame visits: a location counts its lines (at least one). When every stack entry at the
+    // most lines any location has stays within the limit, the exact count is not needed.
+    let lines: Vec<u32> = p.loc_line_start.windows(2).map(|w| (w[1] - w[0]).max(1)).collect();
+    let most_lines = lines.iter().copied().max().unwrap_or(1) as u64;
+    let mut work: Option<DecodeError> = None;
+    let mut frames: u64 = 0;
+    let exact = (p.sample_locs.len() as u64).saturating_mul(most_lines) > l.max_expanded_frames;
+    for s in 0..n_samples {
+        let (start, end) = (p.sample_loc_start[s] as usize, p.sample_loc_start[s + 1] as usize);
+        if let Err(e) = over("max_stack_depth", "locations on one stack", (end - start) as u64, l.max_stack_depth as u64) {
+            work = Some(e);
+            break;
+        }
+        if exact {
+            frames += p.sample_locs[start..end].iter().map(|&pos| lines[pos as usize] as u64).sum::<u64>();
             if let Err(e) =
                 over("max_expanded_frames", "frame visits (Σ over samples of the lines of each location)", frames, l.max_expanded_frames)
             {
                 work = Some(e);
+                break;
             }
         }
     }
     if let Some(e) = work {
         return Err(e);
     }
+    p.wide_ids = Vec::new();
     p.locations = locations;
     p.functions = functions;
     p.mappings = mappings;

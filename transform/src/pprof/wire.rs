@@ -197,6 +197,48 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A repeated varint field appended to `out` (packed or not, as [`Reader::repeated`]); a
+    /// packed run reserves room for its worst case (one value per byte) up front, so the
+    /// vector grows once per run at most, never value by value.
+    #[inline(always)]
+    pub fn repeated_into<T>(&mut self, wt: u8, out: &mut Vec<T>, mut f: impl FnMut(u64) -> T) -> Result<()> {
+        if wt == LEN {
+            let end = self.len_end()?;
+            out.reserve(end - self.pos);
+            while self.pos < end {
+                // One- and two-byte varints (location IDs, small values) in a tight loop over
+                // the run; anything else, including a varint that would cross the run's end,
+                // goes through `varint`, which reads and fails exactly as prost does.
+                let run = &self.buf[self.pos..end];
+                let mut i = 0;
+                while i < run.len() {
+                    let b0 = run[i];
+                    if b0 < 0x80 {
+                        out.push(f(b0 as u64));
+                        i += 1;
+                    } else if i + 1 < run.len() && run[i + 1] < 0x80 {
+                        out.push(f((b0 & 0x7f) as u64 | (run[i + 1] as u64) << 7));
+                        i += 2;
+                    } else {
+                        break;
+                    }
+                }
+                self.pos += i;
+                if self.pos < end {
+                    out.push(f(self.varint()?));
+                }
+            }
+            if self.pos != end {
+                return Err(WireError::DelimitedLengthExceeded);
+            }
+            Ok(())
+        } else {
+            Self::expect(wt, VARINT)?;
+            out.push(f(self.varint()?));
+            Ok(())
+        }
+    }
+
     /// An embedded message: calls `f(reader, field, wire type, depth)` for each of its fields.
     #[inline(always)]
     pub fn message(&mut self, wt: u8, depth: u32, mut f: impl FnMut(&mut Self, u32, u8, u32) -> Result<()>) -> Result<()> {
