@@ -31,9 +31,7 @@ fn scaled(ex: &Exploded, factor: i64) -> Exploded {
     e.flat.iter_mut().for_each(|v| *v *= factor);
     e.cum.iter_mut().for_each(|v| *v *= factor);
     e.facts.totals.iter_mut().for_each(|v| *v *= factor);
-    for s in &mut e.stacks {
-        s.values.iter_mut().for_each(|v| *v *= factor);
-    }
+    e.stacks.values_mut().iter_mut().for_each(|v| *v *= factor);
     e
 }
 

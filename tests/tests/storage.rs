@@ -415,3 +415,61 @@ fn migrate_is_idempotent() {
         rt.block_on(s.client().query("SELECT version FROM schema_migrations FINAL ORDER BY version").fetch_all()).unwrap();
     assert_eq!(versions, pprofhouse_sql::MIGRATIONS.iter().map(|m| m.version).collect::<Vec<_>>());
 }
+
+/// Migration 0008 turns `stack_values` into a view over arrays: the rows a database already held
+/// stay visible through it, next to the ones written after it, and the sum is what was loaded.
+#[test]
+fn stack_rows_written_before_the_array_layout_stay_visible() {
+    let T0 = t0();
+    let ch = LocalClickHouse::start().expect("start the local ClickHouse");
+    let rt = rt();
+    let root = ch.client();
+    let client = ch.client().with_database("pprofhouse");
+    // The schema as it was before 0008, applied by hand, with one stack row in it.
+    let opts = pprofhouse_sql::RenderOptions { database: "pprofhouse".into(), ..Default::default() };
+    rt.block_on(async {
+        root.query("CREATE DATABASE IF NOT EXISTS pprofhouse").execute().await.unwrap();
+        root.query(
+            "CREATE TABLE pprofhouse.schema_migrations (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) \
+             ENGINE = ReplacingMergeTree(applied_at) ORDER BY version",
+        )
+        .execute()
+        .await
+        .unwrap();
+        for m in pprofhouse_sql::MIGRATIONS.iter().filter(|m| m.version < 8) {
+            for stmt in pprofhouse_sql::schema::render(m.template, &opts) {
+                root.query(&stmt).execute().await.unwrap();
+            }
+            client
+                .query("INSERT INTO schema_migrations (version, name) VALUES (?, ?)")
+                .bind(m.version)
+                .bind(m.name)
+                .execute()
+                .await
+                .unwrap();
+        }
+        client
+            .query(
+                "INSERT INTO stack_values (ts, service, profile_type, sample_type, stack_hash, value, profile_id) \
+                 VALUES (fromUnixTimestamp64Milli(?), 'old', 'cpu', 'cpu/nanoseconds', 42, 1000, generateUUIDv4())",
+            )
+            .bind(T0)
+            .execute()
+            .await
+            .unwrap();
+    });
+    let s = Store { ch };
+    let out = s.run(&["migrate"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "applied 0008 0008_stack_samples");
+    s.load("new", "cpu", T0 + HOUR, &[], &["go-workload-cpu.pb.gz"]);
+    let total = |service: &str| -> i64 {
+        let q = "SELECT sum(value) FROM stack_values WHERE sample_type = 'cpu/nanoseconds' AND service = ?";
+        rt.block_on(s.client().query(q).bind(service).fetch_one::<i64>()).unwrap()
+    };
+    assert_eq!(total("old"), 1000, "the row written before the migration");
+    let p = pprof::decode(std::fs::read(fixtures().join("go-workload-cpu.pb.gz")).unwrap(), &Default::default()).unwrap();
+    let t = p.sample_types().iter().position(|t| t.to_string() == "cpu/nanoseconds").unwrap();
+    let want = explode(&p, ExplodeOptions::default()).facts.totals[t];
+    assert_eq!(total("new"), want, "the profile loaded after it, through the arrays");
+    assert!(s.count(&rt, "stack_samples") > 0);
+}

@@ -66,16 +66,84 @@ pub struct ProfileFacts {
     pub decoded_bytes: u64,
 }
 
+/// The distinct stacks of a profile, stored flat (three arrays, whatever their number: a
+/// production heap profile has tens of thousands). Stack `i` is [`Stacks::get`]`(i)`.
+#[derive(Debug, Clone, Default)]
+pub struct Stacks {
+    /// xxh3-64 of each stack: over the little-endian xxh3-64 hashes of the frame names, leaf
+    /// first. Stable across processes and versions: the same frames always give the same hash.
+    pub hash: Vec<u64>,
+    /// Stack `i`'s frames are `frames[frame_start[i]..frame_start[i + 1]]`.
+    frame_start: Vec<u32>,
+    /// Node ids (indexes into [`Exploded::names`]), leaf first, stack after stack.
+    frames: Vec<u32>,
+    /// Stack `i`'s values are `values[i * k..(i + 1) * k]`, `k` the number of sample types.
+    values: Vec<i64>,
+    k: usize,
+}
+
 /// One distinct stack: frames leaf → root (inlined frames expanded), values per sample type.
-#[derive(Debug, Clone)]
-pub struct Stack {
-    /// xxh3-64 over the little-endian xxh3-64 hashes of the frame names, leaf first. Stable
-    /// across processes and versions: the same frames always give the same hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stack<'a> {
+    /// See [`Stacks::hash`].
     pub hash: u64,
     /// Node ids (indexes into [`Exploded::names`]), leaf first.
-    pub frames: Vec<u32>,
+    pub frames: &'a [u32],
     /// Values per sample type.
-    pub values: Vec<i64>,
+    pub values: &'a [i64],
+}
+
+impl Stacks {
+    fn new(k: usize) -> Self {
+        Stacks { frame_start: vec![0], k, ..Default::default() }
+    }
+
+    /// Number of stacks.
+    pub fn len(&self) -> usize {
+        self.hash.len()
+    }
+
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.hash.is_empty()
+    }
+
+    /// Stack `i`.
+    pub fn get(&self, i: usize) -> Stack<'_> {
+        let (a, b) = (self.frame_start[i] as usize, self.frame_start[i + 1] as usize);
+        Stack { hash: self.hash[i], frames: &self.frames[a..b], values: &self.values[i * self.k..(i + 1) * self.k] }
+    }
+
+    /// Every stack, in order of first appearance.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Stack<'_>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Every stack's values, stack after stack (`k` per stack), to change in place.
+    pub fn values_mut(&mut self) -> &mut [i64] {
+        &mut self.values
+    }
+
+    /// The heap memory the stacks hold, in bytes.
+    pub fn heap_bytes(&self) -> usize {
+        self.hash.capacity() * 8 + self.frame_start.capacity() * 4 + self.frames.capacity() * 4 + self.values.capacity() * 8
+    }
+
+    /// Appends a stack (frames leaf first); returns its index.
+    fn push(&mut self, hash: u64, frames_leaf_first: impl Iterator<Item = u32>) -> u32 {
+        self.hash.push(hash);
+        self.frames.extend(frames_leaf_first);
+        self.frame_start.push(self.frames.len() as u32);
+        self.values.extend(std::iter::repeat_n(0, self.k));
+        (self.hash.len() - 1) as u32
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.hash.shrink_to_fit();
+        self.frame_start.shrink_to_fit();
+        self.frames.shrink_to_fit();
+        self.values.shrink_to_fit();
+    }
 }
 
 /// The exploded profile.
@@ -90,7 +158,7 @@ pub struct Exploded {
     /// `cum[node * k + t]`.
     pub cum: Vec<i64>,
     /// Distinct stacks, when asked for.
-    pub stacks: Vec<Stack>,
+    pub stacks: Stacks,
     /// `inline_marks[node * k + t]`, when asked for (empty otherwise).
     pub inline_marks: Vec<InlineMark>,
 }
@@ -338,8 +406,9 @@ struct Walk<'a> {
     loc_one: Vec<u32>,
     stacks_on: bool,
     name_hashes: &'a [u64],
+    /// Hash of a stack's node ids → its index in `stacks`.
     stack_ix: HashMap<u64, u32>,
-    stacks: Vec<Stack>,
+    stacks: Stacks,
     frames: Vec<u32>,
     hash_buf: Vec<u8>,
     marks: InlineMarks,
@@ -410,22 +479,24 @@ impl Walk<'_> {
     }
 
     /// Adds the sample in `self.frames` (root first) with values `v` to its distinct stack.
+    /// Samples are matched by a hash of their node ids (cheap: four bytes a frame, no lookups);
+    /// the stable hash over the names is computed once per distinct stack.
     fn add_stack(&mut self, v: &[i64]) {
         let k = self.k;
-        self.frames.reverse();
         self.hash_buf.clear();
         for &f in &self.frames {
-            self.hash_buf.extend_from_slice(&self.name_hashes[f as usize].to_le_bytes());
+            self.hash_buf.extend_from_slice(&f.to_le_bytes());
         }
-        let hash = xxh3_64(&self.hash_buf);
-        let (stacks, frames) = (&mut self.stacks, &self.frames);
-        let ix = *self.stack_ix.entry(hash).or_insert_with(|| {
-            stacks.push(Stack { hash, frames: frames.clone(), values: vec![0; k] });
-            (stacks.len() - 1) as u32
-        });
-        for (sv, &x) in self.stacks[ix as usize].values.iter_mut().zip(v) {
-            *sv = sv.wrapping_add(x);
-        }
+        let key = xxh3_64(&self.hash_buf);
+        let (stacks, frames, names, buf) = (&mut self.stacks, &self.frames, self.name_hashes, &mut self.hash_buf);
+        let ix = *self.stack_ix.entry(key).or_insert_with(|| {
+            buf.clear();
+            for &f in frames.iter().rev() {
+                buf.extend_from_slice(&names[f as usize].to_le_bytes());
+            }
+            stacks.push(xxh3_64(buf), frames.iter().rev().copied())
+        }) as usize;
+        add(&mut self.stacks.values[ix * k..ix * k + k], v);
     }
 }
 
@@ -496,8 +567,8 @@ pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
         loc_one: loc_start.windows(2).map(|w| if w[1] - w[0] == 1 { loc_nodes[w[0] as usize] } else { u32::MAX }).collect(),
         stacks_on: opts.stacks,
         name_hashes: &name_hashes,
-        stack_ix: HashMap::new(),
-        stacks: Vec::new(),
+        stack_ix: HashMap::with_capacity(if opts.stacks { profile.sample_count() } else { 0 }),
+        stacks: Stacks::new(k),
         frames: Vec::new(),
         hash_buf: Vec::new(),
         marks: InlineMarks::new(opts.inline_marks, n_nodes, k, &loc_start, &loc_nodes),

@@ -240,8 +240,8 @@ proptest! {
         prop_assert_eq!(&a.inline_marks, &b.inline_marks);
         prop_assert_eq!(a.facts.sample_count, b.facts.sample_count);
         prop_assert_eq!(&a.facts.totals, &b.facts.totals);
-        let sa: Vec<(u64, &Vec<i64>)> = a.stacks.iter().map(|s| (s.hash, &s.values)).collect();
-        let sb: Vec<(u64, &Vec<i64>)> = b.stacks.iter().map(|s| (s.hash, &s.values)).collect();
+        let sa: Vec<(u64, &[i64])> = a.stacks.iter().map(|s| (s.hash, s.values)).collect();
+        let sb: Vec<(u64, &[i64])> = b.stacks.iter().map(|s| (s.hash, s.values)).collect();
         prop_assert_eq!(sa, sb);
     }
 }
@@ -252,11 +252,11 @@ fn stack_hashes_are_stable() {
     let g = Gen { funcs: vec![0, 1], locs: vec![vec![1], vec![0]], samples: vec![(vec![0, 0, 1], 5, 1)], ids: 0 };
     let ex = explode(&decode_protobuf(encode(&g)).unwrap(), ExplodeOptions { stacks: true, inline_marks: false, ..Default::default() });
     assert_eq!(ex.stacks.len(), 1);
-    let names: Vec<&[u8]> = ex.stacks[0].frames.iter().map(|&f| &ex.names[f as usize][..]).collect();
+    let names: Vec<&[u8]> = ex.stacks.get(0).frames.iter().map(|&f| &ex.names[f as usize][..]).collect();
     assert_eq!(names, vec![&b"fib"[..], b"fib", b"main"]);
     let mut buf = Vec::new();
     for n in ["fib", "fib", "main"] {
         buf.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(n.as_bytes()).to_le_bytes());
     }
-    assert_eq!(ex.stacks[0].hash, xxhash_rust::xxh3::xxh3_64(&buf));
+    assert_eq!(ex.stacks.get(0).hash, xxhash_rust::xxh3::xxh3_64(&buf));
 }

@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_ingest"),
     migration!(6, "0006_distributed"),
     migration!(7, "0007_marker_last"),
+    migration!(8, "0008_stack_samples"),
 ];
 
 /// Retention per table family, in days.

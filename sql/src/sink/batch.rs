@@ -38,13 +38,12 @@ impl<T> Default for Batch<T> {
 }
 
 /// The memory a record holds while it waits in a batch (what `batch_bytes` bounds): names with
-/// their handles, the flat/cum tables, and every stack with its two vectors and their
-/// allocations. Stacks dominate for real heap profiles (tens of thousands per profile).
+/// their handles, the flat/cum tables, and the stacks' arrays. Stacks dominate for real heap profiles (tens of thousands per profile).
 pub fn record_bytes(rec: &ProfileRecord) -> usize {
     let ex = &rec.exploded;
     let names: usize = ex.names.iter().map(|n| n.len() + 64).sum();
     let tables = (ex.flat.len() + ex.cum.len()) * 8 + ex.inline_marks.len();
-    let stacks: usize = ex.stacks.iter().map(|s| 96 + s.frames.len() * 4 + s.values.len() * 8).sum();
+    let stacks = ex.stacks.heap_bytes();
     names + tables + stacks
 }
 

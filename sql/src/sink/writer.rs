@@ -9,7 +9,9 @@
 //! aborts that view and its siblings, never the level above; the rollups sit one level below
 //! `function_values`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use hashbrown::{HashMap as FastMap, HashSet as FastSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -131,14 +133,14 @@ struct IngestRow<'a> {
 const STACKS_PER_ROW: usize = 2048;
 
 /// The `ingest` rows of one profile ([`STACKS_PER_ROW`]).
-fn ingest_rows<'a>(rec: &'a ProfileRecord, with_stacks: bool, known: &'a HashSet<u64>) -> impl Iterator<Item = IngestRow<'a>> + 'a {
+fn ingest_rows<'a>(rec: &'a ProfileRecord, with_stacks: bool, known: &'a FastSet<u64>) -> impl Iterator<Item = IngestRow<'a>> + 'a {
     let stacks = if with_stacks { rec.exploded.stacks.len() } else { 0 };
     let rows = stacks.div_ceil(STACKS_PER_ROW).max(1);
     (0..rows).map(move |i| ingest_row(rec, i == 0, i * STACKS_PER_ROW..((i + 1) * STACKS_PER_ROW).min(stacks), known))
 }
 
 /// One `ingest` row: the profile's facts, its functions (`functions`), the stacks in `stacks`.
-fn ingest_row<'a>(rec: &'a ProfileRecord, functions: bool, stacks: std::ops::Range<usize>, known: &HashSet<u64>) -> IngestRow<'a> {
+fn ingest_row<'a>(rec: &'a ProfileRecord, functions: bool, stacks: std::ops::Range<usize>, known: &FastSet<u64>) -> IngestRow<'a> {
     let ex = &rec.exploded;
     let f = &ex.facts;
     let k = f.sample_types.len();
@@ -159,12 +161,12 @@ fn ingest_row<'a>(rec: &'a ProfileRecord, functions: bool, stacks: std::ops::Ran
     }
     let (mut st_hash, mut st_frames, mut st_values) = (Vec::new(), Vec::new(), Vec::new());
     {
-        for s in &ex.stacks[stacks] {
+        for s in stacks.map(|i| ex.stacks.get(i)) {
             st_hash.push(s.hash);
             // Frames of a stack written recently are left out: `stacks` already has them.
             let fresh = known.contains(&s.hash);
             st_frames.push(if fresh { Vec::new() } else { s.frames.iter().map(|&n| B(&ex.names[n as usize])).collect() });
-            st_values.push(&s.values[..]);
+            st_values.push(s.values);
         }
     }
     let m = marker_row(rec);
@@ -207,14 +209,14 @@ const KNOWN_STACK_MAX: usize = 1 << 17;
 pub struct Writer {
     client: clickhouse::Client,
     cfg: SinkConfig,
-    known_stacks: Mutex<HashMap<u64, Instant>>,
+    known_stacks: Mutex<FastMap<u64, Instant>>,
     cluster: Option<String>,
 }
 
 impl Writer {
     /// A writer to `client` with `cfg`.
     pub fn new(client: clickhouse::Client, cfg: SinkConfig) -> Self {
-        Writer { client, cfg, known_stacks: Mutex::new(HashMap::new()), cluster: None }
+        Writer { client, cfg, known_stacks: Mutex::new(FastMap::new()), cluster: None }
     }
 
     /// Its settings.
@@ -245,7 +247,7 @@ impl Writer {
     }
 
     /// Removes what a failed write of these profiles may have left in the first-level tables
-    /// (`function_values`, `stack_values`; `stacks` holds content keyed by hash and needs no
+    /// (`function_values`, `stack_samples`; `stacks` holds content keyed by hash and needs no
     /// undoing). Called before a failed batch is split, so the halves start from nothing.
     pub async fn discard(&self, records: &[ProfileRecord]) -> Result<(), Error> {
         let fresh = self.fresh(records).await?;
@@ -262,7 +264,7 @@ impl Writer {
             Some(c) => ("_local", format!(" ON CLUSTER {}", crate::schema::quote_ident(c))),
             None => ("", String::new()),
         };
-        for table in ["function_values", "stack_values"] {
+        for table in ["function_values", "stack_samples"] {
             for chunk in ids.chunks(4096) {
                 self.client
                     .query(&format!(
@@ -293,19 +295,22 @@ impl Writer {
                 .clone()
                 .with_option("insert_deduplication_token", &token)
                 .with_option("deduplicate_blocks_in_dependent_materialized_views", "1");
-            let mut insert = client.insert::<IngestRow<'_>>("ingest").await?;
+            // Unvalidated: the rows are large (a heap profile's stacks) and checking every value
+            // against the schema costs more than building them; the schema is ours, and the
+            // pipeline tests write through this path against the real tables.
+            let mut insert = client.clone().with_validation(false).insert::<IngestRow<'_>>("ingest").await?;
             let now = Instant::now();
             // Stacks written recently (their frames are already in `stacks`), decided up front.
-            let known: HashSet<u64> = if self.cfg.stacks {
+            let known: FastSet<u64> = if self.cfg.stacks {
                 let ks = self.known_stacks.lock().unwrap_or_else(|e| e.into_inner());
                 fresh
                     .iter()
-                    .flat_map(|r| &r.exploded.stacks)
-                    .map(|s| s.hash)
+                    .flat_map(|r| &r.exploded.stacks.hash)
+                    .copied()
                     .filter(|h| ks.get(h).is_some_and(|&at| now.duration_since(at) < KNOWN_STACK_TTL))
                     .collect()
             } else {
-                HashSet::new()
+                FastSet::new()
             };
             for rec in &fresh {
                 for row in ingest_rows(rec, self.cfg.stacks, &known) {
@@ -328,8 +333,8 @@ impl Writer {
                     known_stacks.clear();
                 }
                 for rec in &fresh {
-                    for s in &rec.exploded.stacks {
-                        known_stacks.entry(s.hash).or_insert(now);
+                    for &h in &rec.exploded.stacks.hash {
+                        known_stacks.entry(h).or_insert(now);
                     }
                 }
                 known_stacks.retain(|_, at| now.duration_since(*at) < KNOWN_STACK_TTL);
