@@ -94,8 +94,18 @@ pub struct Stack<'a> {
 }
 
 impl Stacks {
-    fn new(k: usize) -> Self {
-        Stacks { frame_start: vec![0], k, ..Default::default() }
+    /// Room for `samples` stacks of `frames` frames in all (upper bounds: every sample its own
+    /// stack), so the arrays never grow by copying; the slack is given back at the end.
+    fn with_capacity(k: usize, samples: usize, frames: usize) -> Self {
+        let mut frame_start = Vec::with_capacity(samples + 1);
+        frame_start.push(0);
+        Stacks {
+            hash: Vec::with_capacity(samples),
+            frame_start,
+            frames: Vec::with_capacity(frames),
+            values: Vec::with_capacity(samples * k),
+            k,
+        }
     }
 
     /// Number of stacks.
@@ -406,7 +416,7 @@ struct Walk<'a> {
     loc_one: Vec<u32>,
     stacks_on: bool,
     name_hashes: &'a [u64],
-    /// Hash of a stack's node ids → its index in `stacks`.
+    /// Stack hash → its index in `stacks`.
     stack_ix: HashMap<u64, u32>,
     stacks: Stacks,
     frames: Vec<u32>,
@@ -479,23 +489,17 @@ impl Walk<'_> {
     }
 
     /// Adds the sample in `self.frames` (root first) with values `v` to its distinct stack.
-    /// Samples are matched by a hash of their node ids (cheap: four bytes a frame, no lookups);
-    /// the stable hash over the names is computed once per distinct stack.
+    /// (Matching samples by a hash of their node ids first, and hashing names only per distinct
+    /// stack, measured no faster: most samples are distinct stacks.)
     fn add_stack(&mut self, v: &[i64]) {
         let k = self.k;
         self.hash_buf.clear();
-        for &f in &self.frames {
-            self.hash_buf.extend_from_slice(&f.to_le_bytes());
+        for &f in self.frames.iter().rev() {
+            self.hash_buf.extend_from_slice(&self.name_hashes[f as usize].to_le_bytes());
         }
-        let key = xxh3_64(&self.hash_buf);
-        let (stacks, frames, names, buf) = (&mut self.stacks, &self.frames, self.name_hashes, &mut self.hash_buf);
-        let ix = *self.stack_ix.entry(key).or_insert_with(|| {
-            buf.clear();
-            for &f in frames.iter().rev() {
-                buf.extend_from_slice(&names[f as usize].to_le_bytes());
-            }
-            stacks.push(xxh3_64(buf), frames.iter().rev().copied())
-        }) as usize;
+        let hash = xxh3_64(&self.hash_buf);
+        let (stacks, frames) = (&mut self.stacks, &self.frames);
+        let ix = *self.stack_ix.entry(hash).or_insert_with(|| stacks.push(hash, frames.iter().rev().copied())) as usize;
         add(&mut self.stacks.values[ix * k..ix * k + k], v);
     }
 }
@@ -568,7 +572,12 @@ pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
         stacks_on: opts.stacks,
         name_hashes: &name_hashes,
         stack_ix: HashMap::with_capacity(if opts.stacks { profile.sample_count() } else { 0 }),
-        stacks: Stacks::new(k),
+        stacks: if opts.stacks {
+            // Frames: one per stack entry, more where locations hold inlined lines.
+            Stacks::with_capacity(k, profile.sample_count(), profile.sample_locs.len() + profile.sample_locs.len() / 4)
+        } else {
+            Stacks::with_capacity(k, 0, 0)
+        },
         frames: Vec::new(),
         hash_buf: Vec::new(),
         marks: InlineMarks::new(opts.inline_marks, n_nodes, k, &loc_start, &loc_nodes),
