@@ -33,6 +33,30 @@ fi
 per_batch=$((10 * ${#files[@]}))
 echo "profiles: ${#files[@]} files, $(du -cb "${files[@]}" | tail -n 1 | cut -f1) bytes compressed; $per_batch per batch"
 
+# CPU seconds (user + system) each local component has used so far: the stack shares the cores
+# with the worker, so the report splits each phase's CPU between them.
+state=$root/infra/local/.state
+cpu_of() { # component
+    local pid f
+    pid=$(head -n 1 "$state/$1.pid" 2>/dev/null) || { echo 0; return; }
+    f=/proc/$pid/stat
+    [[ -r $f ]] || { echo 0; return; }
+    # utime and stime are fields 14 and 15 (after the parenthesized command name).
+    sed 's/^.*) //' "$f" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($12 + $13) / hz }'
+}
+cpu_snapshot() { echo "$(cpu_of clickhouse) $(cpu_of kafka) $(cpu_of s3)"; }
+cpu_report() { # phase, snapshot before, profiles
+    local ch0 k0 s0 ch1 k1 s1 wu ws w
+    read -r ch0 k0 s0 <<<"$2"
+    read -r ch1 k1 s1 <<<"$(cpu_snapshot)"
+    wu=$(awk -F: '/User time/ {print $2}' "$work/time-$1.txt")
+    ws=$(awk -F: '/System time/ {print $2}' "$work/time-$1.txt")
+    w=$(echo "$wu + $ws" | bc -l)
+    printf 'CPU per profile: worker %.1f ms, ClickHouse %.1f ms, Kafka %.1f ms, S3 %.1f ms (uploads included)\n' \
+        "$(echo "$w * 1000 / $3" | bc -l)" "$(echo "($ch1 - $ch0) * 1000 / $3" | bc -l)" \
+        "$(echo "($k1 - $k0) * 1000 / $3" | bc -l)" "$(echo "($s1 - $s0) * 1000 / $3" | bc -l)"
+}
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 q() { curl -fsS "$PPROFHOUSE_CLICKHOUSE_URL/?database=pprofhouse_bench" --data-binary "$1"; }
@@ -80,6 +104,7 @@ phases=${PHASES:-live backlog}
 # Phase 1, live: the worker runs while batches arrive one after another.
 if [[ $phases == *live* ]]; then
 use_topic live
+cpu0=$(cpu_snapshot)
 group="bench-live-$run_id"
 /usr/bin/time -v "$bin" worker --until-idle 5s --group "$group" 2>"$work/time-live.txt" &
 worker=$!
@@ -88,15 +113,18 @@ for b in $(seq "$batches"); do enqueue_batch live "$b"; done
 enq=$(date +%s.%N)
 wait "$worker"
 report live "$start" "$enq"
+cpu_report live "$cpu0" "$((batches * per_batch))"
 fi
 
 # Phase 2, backlog: everything is enqueued first, then one worker drains it (worker throughput).
 if [[ $phases == *backlog* ]]; then
 use_topic backlog
+cpu0=$(cpu_snapshot)
 for b in $(seq "$batches"); do enqueue_batch backlog "$b"; done
 group="bench-backlog-$run_id"
 start=$(date +%s.%N)
 # (the worker's default linger: this phase measures throughput, not latency)
 PPROFHOUSE_BATCH_LINGER=2s /usr/bin/time -v "$bin" worker --until-idle 3s --group "$group" 2>"$work/time-backlog.txt"
 report backlog "$start"
+cpu_report backlog "$cpu0" "$((batches * per_batch))"
 fi
