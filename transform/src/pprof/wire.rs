@@ -206,23 +206,48 @@ impl<'a> Reader<'a> {
             let end = self.len_end()?;
             out.reserve(end - self.pos);
             while self.pos < end {
-                // One- and two-byte varints (location IDs, small values) in a tight loop over
-                // the run; anything else, including a varint that would cross the run's end,
-                // goes through `varint`, which reads and fails exactly as prost does.
+                // Varints that end inside the run are decoded in a tight loop straight into the
+                // reserved room; anything else (a varint that would cross the run's end, or one
+                // too long) goes through `varint`, which reads and fails exactly as prost does.
                 let run = &self.buf[self.pos..end];
-                let mut i = 0;
-                while i < run.len() {
+                let len = out.len();
+                let spare = out.spare_capacity_mut();
+                let (mut i, mut n) = (0, 0);
+                'run: while i < run.len() {
                     let b0 = run[i];
-                    if b0 < 0x80 {
-                        out.push(f(b0 as u64));
+                    let v = if b0 < 0x80 {
                         i += 1;
+                        b0 as u64
                     } else if i + 1 < run.len() && run[i + 1] < 0x80 {
-                        out.push(f((b0 & 0x7f) as u64 | (run[i + 1] as u64) << 7));
                         i += 2;
+                        (b0 & 0x7f) as u64 | (run[i - 1] as u64) << 7
                     } else {
-                        break;
-                    }
+                        let mut v = 0u64;
+                        let mut j = i;
+                        loop {
+                            let Some(&b) = run.get(j) else { break 'run };
+                            let shift = 7 * (j - i);
+                            if shift == 63 && b >= 2 {
+                                break 'run;
+                            }
+                            v |= ((b & 0x7f) as u64) << shift;
+                            j += 1;
+                            if b < 0x80 {
+                                break;
+                            }
+                            if j - i == 10 {
+                                break 'run;
+                            }
+                        }
+                        i = j;
+                        v
+                    };
+                    spare[n].write(f(v));
+                    n += 1;
                 }
+                // SAFETY: the first `n` slots of the spare capacity were just written (`n` never
+                // exceeds the bytes of the run, which `reserve` made room for).
+                unsafe { out.set_len(len + n) };
                 self.pos += i;
                 if self.pos < end {
                     out.push(f(self.varint()?));
@@ -306,5 +331,52 @@ mod tests {
         assert_eq!(r.varint(), Err(WireError::InvalidVarint));
         let mut r = Reader::new(&[]);
         assert_eq!(r.varint(), Err(WireError::InvalidVarint));
+    }
+
+    fn varint_bytes(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// `repeated_into` (the fast path) reads and fails exactly as `repeated` (one varint at a
+    /// time): every varint length, a run cut inside a varint, a varint running past the run, a
+    /// ten-byte varint with a bad last byte, trailing bytes after the run.
+    #[test]
+    fn packed_fast_path_reads_like_the_plain_one() {
+        let values = [0u64, 1, 127, 128, 300, 16383, 16384, 1 << 21, u32::MAX as u64, 1 << 62, u64::MAX];
+        let mut payload = Vec::new();
+        for v in values.iter().cycle().take(40) {
+            varint_bytes(*v, &mut payload);
+        }
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for cut in 0..=payload.len() {
+            // Length prefix over the first `cut` bytes, with the whole payload behind it: a cut
+            // inside a varint makes that varint run past the run's end.
+            let mut buf = Vec::new();
+            varint_bytes(cut as u64, &mut buf);
+            buf.extend_from_slice(&payload);
+            cases.push(buf);
+        }
+        let mut bad = Vec::new();
+        varint_bytes(12, &mut bad);
+        bad.extend_from_slice(&[5, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 7]);
+        cases.push(bad);
+        let mut long = Vec::new();
+        varint_bytes(12, &mut long);
+        long.extend_from_slice(&[0xff; 12]);
+        cases.push(long);
+        for buf in &cases {
+            let (mut a, mut b) = (Reader::new(buf), Reader::new(buf));
+            let (mut va, mut vb) = (Vec::new(), Vec::new());
+            let ra = a.repeated(LEN, |v| va.push(v));
+            let rb = b.repeated_into(LEN, &mut vb, |v| v);
+            assert_eq!((ra, a.pos), (rb, b.pos), "{buf:?}");
+            if ra.is_ok() {
+                assert_eq!(va, vb, "{buf:?}");
+            }
+        }
     }
 }
