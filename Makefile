@@ -33,8 +33,10 @@ release:
 # Benchmarks print figures; none of them is a test.
 bench: bench-explode vs-pprof bench-fleet bench-pipeline bench-hostile
 
+# With the allocator settings the binary gives itself (src/main.rs): big buffers mmapped and
+# returned, as in the worker.
 bench-explode:
-	$(CARGO) bench -p pprofhouse-transform --bench explode
+	MALLOC_MMAP_THRESHOLD_=262144 MALLOC_TRIM_THRESHOLD_=1048576 $(CARGO) bench -p pprofhouse-transform --bench explode
 
 vs-pprof: release
 	transform/benches/vs-pprof.sh 20
