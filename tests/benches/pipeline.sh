@@ -35,10 +35,11 @@ echo "profiles: ${#files[@]} files, $(du -cb "${files[@]}" | tail -n 1 | cut -f1
 
 # CPU seconds (user + system) each local component has used so far: the stack shares the cores
 # with the worker, so the report splits each phase's CPU between them.
-state=$root/infra/local/.state
+# shellcheck disable=SC1091
+. "$root/infra/local/lib.sh"
 cpu_of() { # component
     local pid f
-    pid=$(head -n 1 "$state/$1.pid" 2>/dev/null) || { echo 0; return; }
+    pid=$(pid_of "$1") || { echo 0; return; }
     f=/proc/$pid/stat
     [[ -r $f ]] || { echo 0; return; }
     # utime and stime are fields 14 and 15 (after the parenthesized command name).

@@ -450,11 +450,7 @@ impl Walk<'_> {
                 let one = self.loc_one[li];
                 if one != u32::MAX && !self.marks.enabled {
                     // The common case: a location of one node (no inlined frames).
-                    let nu = one as usize;
-                    if self.seen[nu] != stamp {
-                        self.seen[nu] = stamp;
-                        add(&mut self.cum[nu * k..nu * k + k], v);
-                    }
+                    self.count_cum(one, stamp, &v[..k]);
                     parent = one;
                     if self.stacks_on {
                         self.frames.push(one);
@@ -464,11 +460,7 @@ impl Walk<'_> {
                 let nodes = &loc_nodes[loc_start[li] as usize..loc_start[li + 1] as usize];
                 let last = nodes.len() - 1;
                 for (ni, &n) in nodes.iter().enumerate().rev() {
-                    let nu = n as usize;
-                    if self.seen[nu] != stamp {
-                        self.seen[nu] = stamp;
-                        add(&mut self.cum[nu * k..nu * k + k], v);
-                    }
+                    self.count_cum(n, stamp, &v[..k]);
                     if self.marks.enabled {
                         self.marks.edge(parent, n, ni != last, stamp, v);
                     }
@@ -485,6 +477,17 @@ impl Walk<'_> {
             if self.stacks_on && !self.frames.is_empty() {
                 self.add_stack(v);
             }
+        }
+    }
+
+    /// Adds `v` to node `n`'s cum unless sample `stamp` already did (recursion, inlined copies).
+    #[inline(always)]
+    fn count_cum(&mut self, n: u32, stamp: u32, v: &[i64]) {
+        let nu = n as usize;
+        if self.seen[nu] != stamp {
+            self.seen[nu] = stamp;
+            let k = v.len();
+            add(&mut self.cum[nu * k..nu * k + k], v);
         }
     }
 

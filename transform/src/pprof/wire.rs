@@ -64,6 +64,21 @@ pub(crate) const RECURSION_LIMIT: u32 = 100;
 pub(crate) const VARINT: u8 = 0;
 pub(crate) const LEN: u8 = 2;
 
+/// The varint at the start of `bytes` and its length; `None` when `bytes` ends inside it or it is
+/// not a valid varint (over ten bytes, or a tenth byte carrying more than the top bit of a u64).
+#[inline(always)]
+fn varint_in(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut v: u64 = 0;
+    for i in 0..10 {
+        let b = *bytes.get(i)?;
+        v |= ((b & 0x7f) as u64) << (7 * i);
+        if b < 0x80 {
+            return (i < 9 || b < 2).then_some((v, i + 1));
+        }
+    }
+    None
+}
+
 /// A cursor over the whole buffer.
 pub(crate) struct Reader<'a> {
     pub buf: &'a [u8],
@@ -83,46 +98,15 @@ impl<'a> Reader<'a> {
     #[inline(always)]
     pub fn varint(&mut self) -> Result<u64> {
         let rest = self.buf.get(self.pos..).unwrap_or_default();
-        if rest.len() >= 10 {
-            // Not near the end: no bounds to check per byte.
-            let b = rest[0];
+        if let Some(&b) = rest.first() {
             if b < 0x80 {
                 self.pos += 1;
                 return Ok(b as u64);
             }
-            let mut v = (b & 0x7f) as u64;
-            for (i, &b) in rest[1..10].iter().enumerate() {
-                let i = i + 1;
-                v |= ((b & 0x7f) as u64) << (7 * i);
-                if b < 0x80 {
-                    if i == 9 && b >= 2 {
-                        return Err(WireError::InvalidVarint);
-                    }
-                    self.pos += i + 1;
-                    return Ok(v);
-                }
-            }
-            return Err(WireError::InvalidVarint);
         }
-        self.varint_slow()
-    }
-
-    #[inline(never)]
-    fn varint_slow(&mut self) -> Result<u64> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let Some(&b) = self.buf.get(self.pos + i) else { return Err(WireError::InvalidVarint) };
-            v |= ((b & 0x7f) as u64) << (7 * i);
-            if b < 0x80 {
-                // The tenth byte may only carry the top bit of a u64.
-                if i == 9 && b >= 2 {
-                    return Err(WireError::InvalidVarint);
-                }
-                self.pos += i + 1;
-                return Ok(v);
-            }
-        }
-        Err(WireError::InvalidVarint)
+        let (v, n) = varint_in(rest).ok_or(WireError::InvalidVarint)?;
+        self.pos += n;
+        Ok(v)
     }
 
     /// A field key: (field number, wire type).
@@ -222,24 +206,8 @@ impl<'a> Reader<'a> {
                         i += 2;
                         (b0 & 0x7f) as u64 | (run[i - 1] as u64) << 7
                     } else {
-                        let mut v = 0u64;
-                        let mut j = i;
-                        loop {
-                            let Some(&b) = run.get(j) else { break 'run };
-                            let shift = 7 * (j - i);
-                            if shift == 63 && b >= 2 {
-                                break 'run;
-                            }
-                            v |= ((b & 0x7f) as u64) << shift;
-                            j += 1;
-                            if b < 0x80 {
-                                break;
-                            }
-                            if j - i == 10 {
-                                break 'run;
-                            }
-                        }
-                        i = j;
+                        let Some((v, len)) = varint_in(&run[i..]) else { break 'run };
+                        i += len;
                         v
                     };
                     spare[n].write(f(v));
