@@ -27,6 +27,8 @@ pub struct Tag {
     pub object: ObjectRef,
     /// The message it came in.
     pub message: Arc<[u8]>,
+    /// The revocation epoch when the message arrived ([`super::source::Shared::epoch`]).
+    pub epoch: u64,
 }
 
 /// What the flush task gives back: the writer, and whether the batch landed.

@@ -78,6 +78,8 @@ pub struct Options {
 struct InFlight {
     message: OwnedMessage,
     handle: tokio::task::JoinHandle<Handled>,
+    /// The revocation epoch when it arrived.
+    epoch: u64,
 }
 
 impl InFlight {
@@ -284,21 +286,25 @@ impl MainLoop {
         self.inflight.is_empty() && self.batch.is_empty() && self.pending.is_empty() && self.flight.is_none()
     }
 
-    /// Revoked partitions: drop what we hold of them; their next owner replays it.
+    /// Revoked partitions: drop what we hold of them from before the revocation; their next
+    /// owner replays it. What arrived after it (the partition assigned straight back, read
+    /// on from the committed offset) is kept. Offsets waiting for a commit are dropped either
+    /// way: not committing is always safe (a replay is deduplicated).
     fn drop_revoked(&mut self) {
         let revoked = self.shared.take_revoked();
         if revoked.is_empty() {
             return;
         }
+        let stale = |tp: &Tp, epoch: u64| revoked.get(tp).is_some_and(|&r| epoch < r);
         self.inflight.retain(|f| {
-            let keep = !revoked.contains(&f.tp());
+            let keep = !stale(&f.tp(), f.epoch);
             if !keep {
                 f.handle.abort();
             }
             keep
         });
-        let dropped = self.batch.retain(|t| !revoked.contains(&t.tp));
-        self.pending.retain(|tp, _| !revoked.contains(tp));
+        let dropped = self.batch.retain(|t| !stale(&t.tp, t.epoch));
+        self.pending.retain(|tp, _| !revoked.contains_key(tp));
         if dropped > 0 {
             tracing::info!(dropped, "dropped unwritten profiles of revoked partitions");
         }
@@ -386,14 +392,15 @@ impl MainLoop {
         let announced: u64 = pprofhouse_ingest::parse_message(&payload).map(|objs| objs.iter().map(|o| o.size).sum()).unwrap_or(0);
         let charge = memory::Charge::new(&self.ledger, announced.saturating_mul(memory::ESTIMATE_PER_OBJECT_BYTE));
         let handle = tokio::spawn(async move { processor.handle(&payload, &stop, charge).await });
-        self.inflight.push_back(InFlight { message, handle });
+        let epoch = self.shared.epoch();
+        self.inflight.push_back(InFlight { message, handle, epoch });
     }
 
     /// The oldest in-flight message is done: its dead letters go out, its records into the
     /// batch, its offset into the ledger.
     async fn on_handled(&mut self, handled: Result<Handled, tokio::task::JoinError>) {
         let f = self.inflight.pop_front().expect("guarded");
-        let (tp, offset) = (f.tp(), f.message.offset());
+        let (tp, offset, epoch) = (f.tp(), f.message.offset(), f.epoch);
         if !self.shared.owns(&tp) {
             // Delivered around a rebalance for a partition that is no longer ours.
             return;
@@ -425,7 +432,7 @@ impl MainLoop {
             }
         }
         for (rec, object) in records {
-            self.batch.push(rec, Tag { tp: tp.clone(), object, message: message.clone() });
+            self.batch.push(rec, Tag { tp: tp.clone(), object, message: message.clone(), epoch });
         }
         self.metrics.messages.get_or_create(&Outcome { outcome }).inc();
         self.health.progressed();

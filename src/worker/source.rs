@@ -32,8 +32,13 @@ pub struct Shared {
     /// True while a flush task runs (writing its batch, then committing its offsets).
     flushing: Mutex<bool>,
     flushed: Condvar,
-    /// Partitions revoked since the main loop last looked.
-    revoked: Mutex<Vec<Tp>>,
+    /// Partitions revoked since the main loop last looked, each with the revocation's epoch.
+    revoked: Mutex<Vec<(Tp, u64)>>,
+    /// Counts revocations. A message received before a revocation of its partition (a
+    /// smaller epoch) belongs to the old assignment, even when one rebalance revokes the
+    /// partition and assigns it straight back: only those are dropped, never the messages the
+    /// new assignment delivers from the committed offset.
+    epoch: std::sync::atomic::AtomicU64,
     /// The partitions this worker owns now (assigned and not revoked since).
     owned: Mutex<std::collections::HashSet<Tp>>,
 }
@@ -53,8 +58,19 @@ impl Shared {
         !*g
     }
 
-    pub fn take_revoked(&self) -> Vec<Tp> {
-        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|e| e.into_inner()))
+    /// Partitions revoked since the last call, with the epoch of their latest revocation.
+    pub fn take_revoked(&self) -> HashMap<Tp, u64> {
+        let mut out = HashMap::new();
+        for (tp, epoch) in std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|e| e.into_inner())) {
+            let e = out.entry(tp).or_insert(epoch);
+            *e = (*e).max(epoch);
+        }
+        out
+    }
+
+    /// The current revocation epoch (stamp a message with it when it arrives).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether this worker owns the partition now. A message of a partition it no longer owns
@@ -98,7 +114,8 @@ impl ConsumerContext for WorkerContext {
             owned.remove(tp);
         }
         drop(owned);
-        self.shared.revoked.lock().unwrap_or_else(|e| e.into_inner()).extend(tps);
+        let epoch = self.shared.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        self.shared.revoked.lock().unwrap_or_else(|e| e.into_inner()).extend(tps.into_iter().map(|tp| (tp, epoch)));
         tracing::info!(partitions = tpl.count(), "partitions revoked");
     }
 
