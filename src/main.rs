@@ -14,8 +14,6 @@
 //! file ([`cli::settings`]).
 use std::process::ExitCode;
 
-use clap::Parser;
-
 mod cli;
 mod report;
 mod serve;
@@ -47,7 +45,7 @@ fn main() -> ExitCode {
     if cli::invoked_as_bootstrap() {
         return cli::run_bootstrap();
     }
-    let args = cli::Cli::parse();
+    let args = cli::Cli::from_env();
     cli::init_tracing(args.global.log_format, &args.global.log);
     match cli::run(args) {
         Ok(code) => code,
