@@ -4,10 +4,10 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test lint validate build release bench bench-explode bench-fleet bench-pipeline bench-hostile vs-pprof check-explode down fuzz
+.PHONY: demo test lint validate build release release-path bench bench-explode bench-fleet bench-pipeline bench-hostile vs-pprof check-explode down fuzz
 
 demo: release
-	infra/local/demo
+	PPROFHOUSE_BIN=$(CURDIR)/$(RELEASE_BIN) infra/local/demo
 
 test: lint validate
 	infra/local/install all
@@ -27,8 +27,25 @@ validate:
 build:
 	$(CARGO) build --bin pprofhouse
 
+# The release binary. On Linux with glibc it is linked statically and position-dependent: no
+# dynamic loader, no libraries to map, no relocations at start, so a one-shot `pprofhouse top`
+# on a small file starts in about two thirds of the time (README, "Last measured"). It lands in
+# target/<host>/release/ (cargo puts a --target build there); `make -s release-path` builds it
+# and prints the path, which the scripts run. The container image and the Lambda builds stay
+# dynamic (infra/docker, infra/aws): the `kafka-tls` feature links the system's SASL and OpenSSL.
+HOST := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+ifneq (,$(findstring -linux-gnu,$(HOST)))
+RELEASE_BIN := target/$(HOST)/release/pprofhouse
+release:
+	RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" $(CARGO) build --release --target $(HOST) --bin pprofhouse
+else
+RELEASE_BIN := target/release/pprofhouse
 release:
 	$(CARGO) build --release --bin pprofhouse
+endif
+
+release-path: release
+	@echo "$(CURDIR)/$(RELEASE_BIN)"
 
 # Benchmarks print figures; none of them is a test.
 bench: bench-explode vs-pprof bench-fleet bench-pipeline bench-hostile
@@ -39,14 +56,14 @@ bench-explode:
 	MALLOC_MMAP_THRESHOLD_=262144 MALLOC_TRIM_THRESHOLD_=1048576 $(CARGO) bench -p pprofhouse-transform --bench explode
 
 vs-pprof: release
-	transform/benches/vs-pprof.sh 20
+	PPROFHOUSE_BIN=$(CURDIR)/$(RELEASE_BIN) transform/benches/vs-pprof.sh 20
 
 bench-fleet:
 	$(CARGO) bench -p pprofhouse-tests --bench fleet
 
 check-explode: release
 	for d in ../shared/fixtures/pprof ../shared/fixtures/pprof-names tests/fixtures/pprof-names; do \
-		python3 ../shared/tools/check-explode.py target/release/pprofhouse $$d || exit 1; done
+		python3 ../shared/tools/check-explode.py $(RELEASE_BIN) $$d || exit 1; done
 
 # FUZZ_SECONDS=600 make fuzz: cargo-fuzz (nightly) on decode + explode, seeded with the fixtures.
 FUZZ_SECONDS ?= 60
@@ -59,7 +76,7 @@ down:
 	infra/local/down
 
 bench-pipeline: release
-	tests/benches/pipeline.sh 20
+	PPROFHOUSE_BIN=$(CURDIR)/$(RELEASE_BIN) tests/benches/pipeline.sh 20
 
 bench-hostile:
 	tests/benches/hostile.sh

@@ -5,14 +5,14 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-cargo build -q --release --bin pprofhouse
+bin=${PPROFHOUSE_BIN:-$(make -s release-path)}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cargo run -q --release -p pprofhouse-tests --example hostile "$work" >"$work/list.tsv"
 printf '%-22s %10s %8s %9s  %s\n' profile bytes seconds "peak MiB" "error"
 while IFS=$'\t' read -r file limit; do
     start=$(date +%s.%N)
-    /usr/bin/env time -f '%M' -o "$work/rss" target/release/pprofhouse explode "$file" >/dev/null 2>"$work/err" || true
+    /usr/bin/env time -f '%M' -o "$work/rss" "$bin" explode "$file" >/dev/null 2>"$work/err" || true
     end=$(date +%s.%N)
     kib=$(tail -n 1 "$work/rss")
     printf '%-22s %10d %8.3f %9.1f  %s\n' "$(basename "$file" .pb.gz)" "$(stat -c %s "$file")" \

@@ -5,7 +5,7 @@
 #   profiles/s end to end, event-to-visible latency p50/p99 (upload time → row inserted);
 #   backlog: as many profiles enqueued first, then one worker drains them; prints profiles/s
 #   (with and without the group join). Both print the worker's peak RSS.
-# Usage: tests/benches/pipeline.sh [BATCHES=20]     (needs a release build; starts the stack)
+# Usage: tests/benches/pipeline.sh [BATCHES=20]     (PPROFHOUSE_BIN or `make release`'s binary; starts the stack)
 #   PROFILES_DIR=DIR: use every *.pb.gz there instead of the shared fixtures (e.g. production-size
 #   profiles made with the Go workload or `go test -cpuprofile/-memprofile`); a batch is then
 #   10 services × those files.
@@ -13,8 +13,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 batches=${1:-20}
-bin=$root/target/release/pprofhouse
-[[ -x $bin ]] || (cd "$root" && cargo build --release --bin pprofhouse)
+bin=${PPROFHOUSE_BIN:-$(make -s -C "$root" release-path)}
 "$root/infra/local/up" all >/dev/null
 # shellcheck disable=SC1091
 . "$root/infra/local/env"

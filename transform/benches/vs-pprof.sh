@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Whole-process comparison: `pprofhouse top FILE` vs `go tool pprof -top FILE`.
-# Usage: transform/benches/vs-pprof.sh [RUNS] [FILE...]   (needs a release build and `go`)
+# Usage: transform/benches/vs-pprof.sh [RUNS] [FILE...]   (needs `go`; PPROFHOUSE_BIN: the binary,
+# by default `make release`'s)
 # Prints mean wall time per run of each and the ratio.
 # The bundled fixtures are small (process start-up dominates); for large real profiles, e.g.:
 #   go test -run 'TestStdlib|TestCheck|TestManual|TestIssue' -memprofilerate=1 \
@@ -11,10 +12,21 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 runs=${1:-20}; shift || true
 files=("$@")
 [ ${#files[@]} -gt 0 ] || files=("$root/../shared/fixtures/pprof/go-heap-2021.pb.gz" "$root/../shared/fixtures/pprof/go-workload-cpu.pb.gz")
-bin=$root/target/release/pprofhouse
-[ -x "$bin" ] || (cd "$root" && cargo build --release --bin pprofhouse -q)
-time_runs() { local s e; s=$(date +%s%N); for _ in $(seq "$runs"); do "$@" >/dev/null 2>&1; done; e=$(date +%s%N); echo $(( (e - s) / runs / 1000 )); }
-go tool pprof -top "${files[0]}" >/dev/null 2>&1 # warm the go build cache
+bin=${PPROFHOUSE_BIN:-$(make -s -C "$root" release-path)}
+# Mean wall time of one run, in µs. With `perf stat -r`, which starts each run itself; else a
+# shell loop, whose own fork and exec (about a millisecond here) land in both columns.
+time_runs() {
+  if command -v perf >/dev/null && perf stat -o /dev/null true 2>/dev/null; then
+    local out; out=$(mktemp)
+    perf stat -o "$out" -r "$runs" "$@" >/dev/null 2>&1
+    awk '/seconds time elapsed/ { printf "%d\n", $1 * 1e6 }' "$out"; rm -f "$out"
+  else
+    local s e; s=$(date +%s%N); for _ in $(seq "$runs"); do "$@" >/dev/null 2>&1; done; e=$(date +%s%N)
+    echo $(( (e - s) / runs / 1000 ))
+  fi
+}
+go tool pprof -top "${files[0]}" >/dev/null 2>&1 || true # warm the go build cache
+echo "floor: /bin/true $(time_runs /bin/true) us, $bin --version $(time_runs "$bin" --version) us"
 for f in "${files[@]}"; do
   ours=$(time_runs "$bin" top "$f")
   theirs=$(time_runs go tool pprof -top "$f")
