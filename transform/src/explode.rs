@@ -21,9 +21,10 @@
 //! is pre-expanded into its node list, and "seen in this sample" is a stamp per node.
 
 use std::borrow::Cow;
+use std::hash::BuildHasher;
 
-use bytes::Bytes;
-use hashbrown::HashMap;
+use hashbrown::hash_table::Entry;
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::pprof::{Profile, SampleType};
@@ -162,7 +163,7 @@ pub struct Exploded {
     /// Profile-level facts.
     pub facts: ProfileFacts,
     /// Function (node) names; a node id indexes this.
-    pub names: Vec<Bytes>,
+    pub names: Names,
     /// `flat[node * k + t]` for `k` sample types.
     pub flat: Vec<i64>,
     /// `cum[node * k + t]`.
@@ -337,16 +338,16 @@ pub fn sort_rows(rows: &mut [FunctionRow<'_>], cum: bool) {
 }
 
 /// The name pprof gives a node without a function name: `[base(mapping file)]` or `<unknown>`.
-fn unnamed_node(profile: &Profile, mapping_id: u64) -> Bytes {
+fn unnamed_node(profile: &Profile, mapping_id: u64) -> Cow<'static, [u8]> {
     let file = profile.mappings.get(mapping_id).map(|i| profile.str(profile.mapping[i].filename)).unwrap_or_default();
     if file.is_empty() {
-        return Bytes::from_static(b"<unknown>");
+        return Cow::Borrowed(b"<unknown>");
     }
     let mut name = Vec::with_capacity(file.len() + 2);
     name.push(b'[');
     name.extend_from_slice(go_filepath_base(file));
     name.push(b']');
-    Bytes::from(name)
+    Cow::Owned(name)
 }
 
 /// Go's `filepath.Base` on Unix: the last element, trailing slashes removed ("/" for all-slash).
@@ -367,29 +368,84 @@ fn go_filepath_base(path: &[u8]) -> &[u8] {
     }
 }
 
-/// Interns node names.
-struct Names {
-    ids: HashMap<Bytes, u32>,
-    names: Vec<Bytes>,
+/// Node names, back to back in one buffer: `names[i]` is node `i`'s name. One allocation for
+/// all of a profile's names (not one per name), and each a copy, not a slice of the
+/// decompressed profile, which would keep megabytes alive while the rows wait in a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Names {
+    bytes: Vec<u8>,
+    /// Where each name ends in `bytes`.
+    ends: Vec<u32>,
 }
 
 impl Names {
-    fn intern(&mut self, name: &Bytes) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
-        }
-        let id = self.names.len() as u32;
-        // An owned copy: a slice would keep the whole decompressed profile alive for as long as
-        // the exploded rows wait in a batch (megabytes per profile, for a few KiB of names).
-        let owned = Bytes::copy_from_slice(name);
-        self.ids.insert(owned.clone(), id);
-        self.names.push(owned);
-        id
+    /// How many names.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// No names.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Name `i`.
+    pub fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.bytes[start..self.ends[i] as usize]
+    }
+
+    /// The names in node order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.capacity() + self.ends.capacity() * 4
+    }
+
+    fn push(&mut self, name: &[u8]) -> u32 {
+        self.bytes.extend_from_slice(name);
+        self.ends.push(self.bytes.len() as u32);
+        self.ends.len() as u32 - 1
     }
 }
 
-fn same_slice(a: &[u8], b: &[u8]) -> bool {
-    a.as_ptr() == b.as_ptr() && a.len() == b.len()
+impl std::ops::Index<usize> for Names {
+    type Output = [u8];
+
+    fn index(&self, i: usize) -> &[u8] {
+        self.get(i)
+    }
+}
+
+/// Interns node names: equal names are one node.
+struct Interner {
+    names: Names,
+    /// Node ids, by the hash of their name.
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+}
+
+impl Interner {
+    fn with_capacity(n: usize) -> Self {
+        Interner {
+            names: Names { bytes: Vec::with_capacity(n * 32), ends: Vec::with_capacity(n) },
+            index: HashTable::with_capacity(n),
+            hasher: DefaultHashBuilder::default(),
+        }
+    }
+
+    fn intern(&mut self, name: &[u8]) -> u32 {
+        let Interner { names, index, hasher } = self;
+        let hash = hasher.hash_one(name);
+        let entry = index.entry(hash, |&id| names.get(id as usize) == name, |&id| hasher.hash_one(names.get(id as usize)));
+        match entry {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => *e.insert(names.push(name)).get(),
+        }
+    }
 }
 
 /// `to[t] += v[t]` (wrapping, as Go's int64 arithmetic); inlined into loops whose length the
@@ -511,7 +567,7 @@ impl Walk<'_> {
 pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
     let k = profile.sample_type.len();
     let n_funcs = profile.function.len();
-    let mut names = Names { ids: HashMap::with_capacity(n_funcs + 8), names: Vec::with_capacity(n_funcs + 8) };
+    let mut names = Interner::with_capacity(n_funcs + 8);
 
     // Function position → node id (None: the function has no name; named per location).
     // Names are computed once per function, as pprof's symbolizer leaves them.
@@ -520,12 +576,7 @@ pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
         .iter()
         .map(|f| {
             let (name, system_name) = (profile.str(f.name), profile.str(f.system_name));
-            let name = match pprof_name(name, system_name, opts.demangle) {
-                Cow::Borrowed(b) if same_slice(b, name) => profile.str_bytes(f.name),
-                Cow::Borrowed(b) if same_slice(b, system_name) => profile.str_bytes(f.system_name),
-                Cow::Borrowed(b) => Bytes::copy_from_slice(b),
-                Cow::Owned(v) => Bytes::from(v),
-            };
+            let name = pprof_name(name, system_name, opts.demangle);
             (!name.is_empty()).then(|| names.intern(&name))
         })
         .collect();
@@ -562,7 +613,7 @@ pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
     loc_start.push(loc_nodes.len() as u32);
 
     let n_nodes = names.names.len();
-    let name_hashes: Vec<u64> = if opts.stacks { names.names.iter().map(|n| xxh3_64(n)).collect() } else { Vec::new() };
+    let name_hashes: Vec<u64> = if opts.stacks { names.names.iter().map(xxh3_64).collect() } else { Vec::new() };
     let mut walk = Walk {
         k,
         flat: vec![0i64; n_nodes * k],
@@ -617,7 +668,29 @@ pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
 
 #[cfg(test)]
 mod tests {
-    use super::go_filepath_base;
+    use super::{go_filepath_base, Interner};
+
+    #[test]
+    fn interned_names_are_one_node_each_and_read_back_whole() {
+        let mut i = Interner::with_capacity(1);
+        let input: [&[u8]; 7] = [b"main.main", b"", b"runtime.mallocgc", b"main.main", b"", b"main.mai", b"\xff\x00x"];
+        let ids: Vec<u32> = input.iter().map(|n| i.intern(n)).collect();
+        assert_eq!(ids, [0, 1, 2, 0, 1, 3, 4]);
+        let names = i.names;
+        assert_eq!(names.len(), 5);
+        let back: Vec<&[u8]> = names.iter().collect();
+        assert_eq!(back, [&b"main.main"[..], b"", b"runtime.mallocgc", b"main.mai", b"\xff\x00x"]);
+        assert_eq!(&names[3], b"main.mai");
+        // Grown past its first capacity, the index still finds every name.
+        let mut i = Interner::with_capacity(1);
+        let many: Vec<String> = (0..5000).map(|n| format!("pkg.f{n}")).collect();
+        for (n, name) in many.iter().enumerate() {
+            assert_eq!(i.intern(name.as_bytes()), n as u32);
+        }
+        for (n, name) in many.iter().enumerate().rev() {
+            assert_eq!(i.intern(name.as_bytes()), n as u32);
+        }
+    }
 
     #[test]
     fn filepath_base_matches_go() {

@@ -118,6 +118,18 @@ fn sample_errors_in_order() {
     p.sample[1].label = vec![label(3, 2)];
     let profile = decode(p.encode_to_vec(), &Limits::default()).unwrap();
     assert_eq!(profile.label_keys(), vec!["cpu".to_string(), "main".to_string()]);
+    // Past the first few distinct keys too, each sample's keys in any order.
+    let mut p = minimal();
+    let keys: Vec<String> = (0..20).map(|k| format!("key{k:02}")).collect();
+    p.string_table.extend(keys.iter().map(|k| Bytes::from(k.clone())));
+    p.sample = (0..40)
+        .map(|i| {
+            let label = (0..3).map(|j| label(4 + ((i * 7 + j * 5) % 20) as i64, 1)).collect();
+            proto::Sample { location_id: vec![1], value: vec![1], label }
+        })
+        .collect();
+    let profile = decode(p.encode_to_vec(), &Limits::default()).unwrap();
+    assert_eq!(profile.label_keys(), keys);
     // A work limit is reported only when every reference is good.
     let mut p = minimal();
     p.sample.push(proto::Sample { location_id: vec![1, 9], value: vec![1], label: vec![] });

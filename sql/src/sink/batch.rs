@@ -37,11 +37,11 @@ impl<T> Default for Batch<T> {
     }
 }
 
-/// The memory a record holds while it waits in a batch (what `batch_bytes` bounds): names with
-/// their handles, the flat/cum tables, and the stacks' arrays. Stacks dominate for real heap profiles (tens of thousands per profile).
+/// The memory a record holds while it waits in a batch (what `batch_bytes` bounds): the names,
+/// the flat/cum tables, and the stacks' arrays. Stacks dominate for real heap profiles (tens of thousands per profile).
 pub fn record_bytes(rec: &ProfileRecord) -> usize {
     let ex = &rec.exploded;
-    let names: usize = ex.names.iter().map(|n| n.len() + 64).sum();
+    let names = ex.names.heap_bytes();
     let tables = (ex.flat.len() + ex.cum.len()) * 8 + ex.inline_marks.len();
     let stacks = ex.stacks.heap_bytes();
     names + tables + stacks
