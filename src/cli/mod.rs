@@ -20,7 +20,7 @@ use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 pub use ingest::{invoked_as_bootstrap, run_bootstrap};
 
 #[derive(Debug, Parser)]
-#[command(name = "pprofhouse", version, about = "pprof profiles → per-function time series in ClickHouse")]
+#[command(name = "pprofhouse", version, about = ABOUT)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -96,6 +96,7 @@ pub enum Command {
     Report(report::ReportArgs),
 }
 
+const ABOUT: &str = "pprof profiles → per-function time series in ClickHouse";
 const EXPLODE_ABOUT: &str = "Per-function flat/cum for every sample type of each FILE (one row per sample type × function).";
 const TOP_ABOUT: &str = "The top functions, like `go tool pprof -top`, over FILEs (summed like a pprof merge), or over \
                          ClickHouse with --type and a window.";
@@ -125,7 +126,7 @@ fn one_shot(name: &str) -> Option<clap::Command> {
     };
     let root = clap::Command::new("pprofhouse")
         .version(env!("CARGO_PKG_VERSION"))
-        .about("pprof profiles → per-function time series in ClickHouse")
+        .about(ABOUT)
         .subcommand_required(true)
         .arg_required_else_help(true);
     Some(GlobalArgs::augment_args(root).subcommand(sub))

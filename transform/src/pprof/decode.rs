@@ -573,7 +573,6 @@ fn parse(pb: &Bytes, l: &Limits, checked: bool) -> Result<Parsed, WireError> {
     let (mut values_min, mut values_max) = (usize::MAX, 0usize);
     let (mut label_str_min, mut label_str_max) = (0i64, 0i64);
     let mut key_set: hashbrown::HashSet<i64> = hashbrown::HashSet::new();
-    let (mut first_keys, mut n_first_keys) = ([0i64; 8], 0usize);
     let mut wide_ix: hashbrown::HashMap<u64, u32> = hashbrown::HashMap::new();
     let depth = RECURSION_LIMIT;
     while !r.at_end() {
@@ -616,13 +615,11 @@ fn parse(pb: &Bytes, l: &Limits, checked: bool) -> Result<Parsed, WireError> {
                                 label_str_max = label_str_max.max(s);
                             }
                             // Profiles carry a handful of label keys on every sample: the
-                            // first few distinct ones are found by a scan, not a hash lookup.
-                            if !first_keys[..n_first_keys].contains(&lab[0]) && key_set.insert(lab[0]) {
+                            // first few distinct ones (in `label_keys`, in the order seen) are
+                            // found by a scan, not a hash lookup.
+                            let first = &p.label_keys[..p.label_keys.len().min(8)];
+                            if !first.contains(&lab[0]) && key_set.insert(lab[0]) {
                                 p.label_keys.push(lab[0]);
-                                if n_first_keys < first_keys.len() {
-                                    first_keys[n_first_keys] = lab[0];
-                                    n_first_keys += 1;
-                                }
                             }
                         }
                         _ => r.skip(wt, tag, depth)?,
