@@ -148,12 +148,14 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     let producer = Arc::new(Producer::new(&kafka).context("creating the Kafka producer (dead letters)")?);
     let ledger = memory::Ledger::new(cfg.max_inflight_bytes);
     let budget_kib = (cfg.max_inflight_bytes / 1024).clamp(1, u32::MAX as u64) as u32;
+    let writer = Writer::new(o.clickhouse.client(), o.sink.clone()).with_cluster(o.clickhouse.cluster.clone());
     let processor = Arc::new(Processor {
         s3: o.s3.client().await,
         resolver: o.layout.resolver()?,
         limits: o.limits,
         max_object_bytes: cfg.max_object_bytes,
         stacks: o.sink.stacks,
+        known_stacks: writer.known_stacks(),
         retry,
         metrics: metrics.clone(),
         budget: Arc::new(tokio::sync::Semaphore::new(budget_kib as usize)),
@@ -172,7 +174,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         let _ = give_up_tx.send(true);
     });
     health.set_ready(true);
-    let writer = Writer::new(o.clickhouse.client(), o.sink.clone()).with_cluster(o.clickhouse.cluster.clone());
+
     let main = MainLoop {
         sink: o.sink.clone(),
         concurrency: cfg.concurrency.max(1),

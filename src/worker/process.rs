@@ -29,6 +29,9 @@ pub struct Processor {
     pub max_object_bytes: u64,
     /// Keep stacks (flame graphs).
     pub stacks: bool,
+    /// The stacks the sink has stored recently: their frames are dropped from a record as soon
+    /// as it is made.
+    pub known_stacks: Arc<pprofhouse_sql::sink::KnownStacks>,
     /// Retries of transient S3 failures.
     pub retry: RetryPolicy,
     /// Metrics.
@@ -156,8 +159,13 @@ impl Processor {
         };
         // Inflating, decoding and exploding are CPU work: off the async threads, so profiles
         // are exploded on every core while the next objects download.
-        let (data, limits, stacks) = (fetched.data, self.limits, self.stacks);
-        let done = tokio::task::spawn_blocking(move || transform(data, &limits, stacks, meta, &source)).await;
+        let (data, limits, stacks, known) = (fetched.data, self.limits, self.stacks, self.known_stacks.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let mut record = transform(data, &limits, stacks, meta, &source)?;
+            known.drop_stored_frames(&mut record);
+            Ok::<_, Failure>(record)
+        })
+        .await;
         drop((core, permit));
         let record = done.map_err(|e| Failure::Internal(format!("decoding task failed: {e}")))??;
         // The clock decides only whether storing is useful, never what is stored or its id.

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use pprofhouse_message::{LayoutKind, ProfileMeta};
 use pprofhouse_sql::query::Source;
 use pprofhouse_sql::query::{self, DiffSide, TopQuery, Window};
-use pprofhouse_sql::sink::{Origin, ProfileRecord, Sink, SinkConfig};
+use pprofhouse_sql::sink::{Origin, ProfileRecord, Sink, SinkConfig, Writer};
 use pprofhouse_tests::clickhouse::LocalClickHouse;
 use pprofhouse_tests::paths::{fixtures, pprofhouse_bin};
 use pprofhouse_tests::pprof::{go_pprof_top, pprofhouse_top, Top};
@@ -472,4 +472,70 @@ fn stack_rows_written_before_the_array_layout_stay_visible() {
     let want = explode(&p, ExplodeOptions::default()).facts.totals[t];
     assert_eq!(total("new"), want, "the profile loaded after it, through the arrays");
     assert!(s.count(&rt, "stack_samples") > 0);
+}
+
+#[test]
+fn stack_frames_are_written_once_and_known_stacks_go_by_hash_alone() {
+    let T0 = t0();
+    let s = Store::start();
+    let rt = rt();
+    let client = s.client();
+    let data = std::fs::read(fixtures().join("go-workload-heap.pb.gz")).unwrap();
+    let record = |service: &str| {
+        let ex = explode(
+            &pprof::decode(data.clone(), &Default::default()).unwrap(),
+            ExplodeOptions { stacks: true, inline_marks: false, ..Default::default() },
+        );
+        let meta = ProfileMeta {
+            service: service.into(),
+            profile_type: "heap".into(),
+            labels: Default::default(),
+            created_at: chrono::DateTime::from_timestamp_millis(T0 + HOUR).unwrap(),
+            layout: LayoutKind::Given,
+        };
+        ProfileRecord::new(meta, Origin::File { content: service.as_bytes(), time_given: true }, ex)
+    };
+    let (a, b) = (record("a"), record("b"));
+    let expected: HashMap<u64, Vec<String>> = a
+        .exploded
+        .stacks
+        .iter()
+        .filter(|st| !st.frames.is_empty())
+        .map(|st| (st.hash, st.frames.iter().map(|&n| String::from_utf8(a.exploded.names[n as usize].to_vec()).unwrap()).collect()))
+        .collect();
+    assert!(expected.len() > 10, "{}", expected.len());
+    // One batch holding the same stacks twice: each stack's frames are written once.
+    let writer = Writer::new(client.clone(), SinkConfig::default());
+    let stats = rt.block_on(writer.write(&[a.clone(), b])).unwrap();
+    assert_eq!(stats.inserted, 2);
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct StackRow {
+        stack_hash: u64,
+        frames: Vec<String>,
+    }
+    let stored = || -> (u64, HashMap<u64, Vec<String>>) {
+        let rows: Vec<StackRow> = rt.block_on(client.query("SELECT stack_hash, frames FROM stacks FINAL").fetch_all()).unwrap();
+        let all: u64 = rt.block_on(client.query("SELECT count() FROM stacks").fetch_one()).unwrap();
+        (all, rows.into_iter().map(|r| (r.stack_hash, r.frames)).collect())
+    };
+    let (all, by_hash) = stored();
+    assert_eq!(by_hash, expected);
+    assert_eq!(all, expected.len() as u64, "stacks rows before any merge: each stack once");
+    // A later profile with the same stacks: their frames leave its record as soon as it is made
+    // (it shrinks), and its insert carries their hashes alone.
+    let mut c = record("c");
+    let full = pprofhouse_sql::sink::record_bytes(&c);
+    assert_eq!(writer.known_stacks().drop_stored_frames(&mut c), expected.len());
+    assert!(c.exploded.stacks.iter().all(|st| st.frames.is_empty()));
+    assert!(pprofhouse_sql::sink::record_bytes(&c) < full, "{} < {full}", pprofhouse_sql::sink::record_bytes(&c));
+    assert_eq!(rt.block_on(writer.write(&[c])).unwrap().inserted, 1);
+    assert_eq!(stored(), (expected.len() as u64, expected));
+    // Its flame graph, read through the stored frames, is the first profile's.
+    let w = Window { from_ms: T0, to_ms: T0 + DAY };
+    for st in ["alloc_space/bytes", "inuse_objects/count"] {
+        let fg = |svc| rt.block_on(query::flamegraph(&client, "heap", st, w, Some(svc), &[])).unwrap();
+        let (fa, fc) = (fg("a"), fg("c"));
+        assert!(fa.len() > 5, "{st}: {}", fa.len());
+        assert_eq!(fa, fc, "{st}");
+    }
 }

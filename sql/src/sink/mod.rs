@@ -28,7 +28,7 @@ use serde::Deserialize;
 
 pub use batch::{record_bytes, Batch, FlushStats};
 pub use record::{profile_id, Origin, ProfileRecord, SourceRef};
-pub use writer::{batch_token, existing_ids, Sink, Writer};
+pub use writer::{batch_token, existing_ids, KnownStacks, Sink, Writer};
 
 /// Batching and behaviour of the sink.
 #[derive(Debug, Clone, Deserialize)]

@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 
 use hashbrown::{HashMap as FastMap, HashSet as FastSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clickhouse::Row;
@@ -132,15 +132,21 @@ struct IngestRow<'a> {
 /// to the profile.
 const STACKS_PER_ROW: usize = 2048;
 
-/// The `ingest` rows of one profile ([`STACKS_PER_ROW`]).
-fn ingest_rows<'a>(rec: &'a ProfileRecord, with_stacks: bool, known: &'a FastSet<u64>) -> impl Iterator<Item = IngestRow<'a>> + 'a {
+/// The `ingest` rows of one profile ([`STACKS_PER_ROW`]): the number of rows, then row `i`.
+fn ingest_row_count(rec: &ProfileRecord, with_stacks: bool) -> usize {
     let stacks = if with_stacks { rec.exploded.stacks.len() } else { 0 };
-    let rows = stacks.div_ceil(STACKS_PER_ROW).max(1);
-    (0..rows).map(move |i| ingest_row(rec, i == 0, i * STACKS_PER_ROW..((i + 1) * STACKS_PER_ROW).min(stacks), known))
+    stacks.div_ceil(STACKS_PER_ROW).max(1)
+}
+
+/// Row `i` of a profile's `ingest` rows; `sent`: the stacks whose frames `stacks` has or this
+/// insert already carries.
+fn nth_ingest_row<'a>(rec: &'a ProfileRecord, with_stacks: bool, i: usize, sent: &mut FastSet<u64>) -> IngestRow<'a> {
+    let stacks = if with_stacks { rec.exploded.stacks.len() } else { 0 };
+    ingest_row(rec, i == 0, i * STACKS_PER_ROW..((i + 1) * STACKS_PER_ROW).min(stacks), sent)
 }
 
 /// One `ingest` row: the profile's facts, its functions (`functions`), the stacks in `stacks`.
-fn ingest_row<'a>(rec: &'a ProfileRecord, functions: bool, stacks: std::ops::Range<usize>, known: &FastSet<u64>) -> IngestRow<'a> {
+fn ingest_row<'a>(rec: &'a ProfileRecord, functions: bool, stacks: std::ops::Range<usize>, sent: &mut FastSet<u64>) -> IngestRow<'a> {
     let ex = &rec.exploded;
     let f = &ex.facts;
     let k = f.sample_types.len();
@@ -163,9 +169,10 @@ fn ingest_row<'a>(rec: &'a ProfileRecord, functions: bool, stacks: std::ops::Ran
     {
         for s in stacks.map(|i| ex.stacks.get(i)) {
             st_hash.push(s.hash);
-            // Frames of a stack written recently are left out: `stacks` already has them.
-            let fresh = known.contains(&s.hash);
-            st_frames.push(if fresh { Vec::new() } else { s.frames.iter().map(|&n| B(&ex.names[n as usize])).collect() });
+            // Each stack's frames go once: not when `stacks` has them already (written recently,
+            // or dropped from the record for that reason), nor again within this insert.
+            let send = !s.frames.is_empty() && sent.insert(s.hash);
+            st_frames.push(if send { s.frames.iter().map(|&n| B(&ex.names[n as usize])).collect() } else { Vec::new() });
             st_values.push(s.values);
         }
     }
@@ -205,23 +212,77 @@ const KNOWN_STACK_TTL: Duration = Duration::from_secs(3600);
 /// entries is about 6 MiB).
 const KNOWN_STACK_MAX: usize = 1 << 17;
 
+/// The stacks whose frames this process wrote to `stacks` within the last hour
+/// (`KNOWN_STACK_TTL`): their later occurrences need only their hash. A fleet profiles the same
+/// binaries over and over, so after the first batches almost every stack is known; dropping
+/// their frames as soon as a profile is exploded ([`KnownStacks::drop_stored_frames`]) makes a
+/// record a fraction of its size, so a batch of the same bytes holds several times more
+/// profiles (and ClickHouse gets fewer, larger inserts).
+///
+/// Forgetting is always safe (the frames are sent again); remembering happens only after an
+/// insert carrying them succeeded.
+#[derive(Default)]
+pub struct KnownStacks(Mutex<FastMap<u64, Instant>>);
+
+impl KnownStacks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FastMap<u64, Instant>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops from `rec` the frames of the stacks already stored (see [`Stacks::drop_frames`]);
+    /// returns how many.
+    ///
+    /// [`Stacks::drop_frames`]: pprofhouse_transform::explode::Stacks::drop_frames
+    pub fn drop_stored_frames(&self, rec: &mut ProfileRecord) -> usize {
+        let now = Instant::now();
+        let known = self.lock();
+        if known.is_empty() {
+            return 0;
+        }
+        rec.exploded.stacks.drop_frames(|h| known.get(&h).is_some_and(|&at| now.duration_since(at) < KNOWN_STACK_TTL))
+    }
+
+    /// Of `hashes`, those stored recently.
+    fn stored(&self, hashes: impl Iterator<Item = u64>, now: Instant) -> FastSet<u64> {
+        let known = self.lock();
+        hashes.filter(|h| known.get(h).is_some_and(|&at| now.duration_since(at) < KNOWN_STACK_TTL)).collect()
+    }
+
+    /// Remembers `hashes` as stored at `now` (an insert carrying their frames succeeded).
+    fn remember(&self, hashes: impl Iterator<Item = u64>, now: Instant) {
+        let mut known = self.lock();
+        if known.len() > KNOWN_STACK_MAX {
+            known.clear();
+        }
+        for h in hashes {
+            known.entry(h).or_insert(now);
+        }
+        known.retain(|_, at| now.duration_since(*at) < KNOWN_STACK_TTL);
+    }
+}
+
 /// Writes batches to ClickHouse: the processed-profile check, then one INSERT.
 pub struct Writer {
     client: clickhouse::Client,
     cfg: SinkConfig,
-    known_stacks: Mutex<FastMap<u64, Instant>>,
+    known_stacks: Arc<KnownStacks>,
     cluster: Option<String>,
 }
 
 impl Writer {
     /// A writer to `client` with `cfg`.
     pub fn new(client: clickhouse::Client, cfg: SinkConfig) -> Self {
-        Writer { client, cfg, known_stacks: Mutex::new(FastMap::new()), cluster: None }
+        Writer { client, cfg, known_stacks: Arc::default(), cluster: None }
     }
 
     /// Its settings.
     pub fn config(&self) -> &SinkConfig {
         &self.cfg
+    }
+
+    /// The stacks it has stored recently, for dropping their frames from records early.
+    pub fn known_stacks(&self) -> Arc<KnownStacks> {
+        self.known_stacks.clone()
     }
 
     /// The records whose profiles are not stored yet (repeats within `records` once).
@@ -301,19 +362,14 @@ impl Writer {
             let mut insert = client.clone().with_validation(false).insert::<IngestRow<'_>>("ingest").await?;
             let now = Instant::now();
             // Stacks written recently (their frames are already in `stacks`), decided up front.
-            let known: FastSet<u64> = if self.cfg.stacks {
-                let ks = self.known_stacks.lock().unwrap_or_else(|e| e.into_inner());
-                fresh
-                    .iter()
-                    .flat_map(|r| &r.exploded.stacks.hash)
-                    .copied()
-                    .filter(|h| ks.get(h).is_some_and(|&at| now.duration_since(at) < KNOWN_STACK_TTL))
-                    .collect()
+            let mut sent = if self.cfg.stacks {
+                self.known_stacks.stored(fresh.iter().flat_map(|r| r.exploded.stacks.hash.iter().copied()), now)
             } else {
                 FastSet::new()
             };
             for rec in &fresh {
-                for row in ingest_rows(rec, self.cfg.stacks, &known) {
+                for i in 0..ingest_row_count(rec, self.cfg.stacks) {
+                    let row = nth_ingest_row(rec, self.cfg.stacks, i, &mut sent);
                     insert.write(&row).await?;
                     stats.rows += row.fn_name.len();
                 }
@@ -328,16 +384,7 @@ impl Writer {
             stats.inserted = fresh.len();
             stats.bytes = fresh.iter().map(|r| record_bytes(r)).sum();
             if self.cfg.stacks {
-                let mut known_stacks = self.known_stacks.lock().unwrap_or_else(|e| e.into_inner());
-                if known_stacks.len() > KNOWN_STACK_MAX {
-                    known_stacks.clear();
-                }
-                for rec in &fresh {
-                    for &h in &rec.exploded.stacks.hash {
-                        known_stacks.entry(h).or_insert(now);
-                    }
-                }
-                known_stacks.retain(|_, at| now.duration_since(*at) < KNOWN_STACK_TTL);
+                self.known_stacks.remember(sent.into_iter(), now);
             }
         }
         Ok(stats)
