@@ -7,9 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use pprofhouse_ingest::{parse_message, ObjectRef, Resolution, Resolver};
 use pprofhouse_message::ProfileMeta;
-use pprofhouse_sql::sink::{Origin, ProfileRecord, SourceRef};
+use pprofhouse_sql::sink::{KnownStacks, Origin, ProfileRecord, SourceRef};
 use pprofhouse_transform::pprof::{self, Limits};
-use pprofhouse_transform::{explode, ExplodeOptions};
+use pprofhouse_transform::{explode_with, ExplodeOptions};
 use tokio::sync::watch;
 
 use super::fetch::{fetch, FetchError, Wanted};
@@ -29,9 +29,8 @@ pub struct Processor {
     pub max_object_bytes: u64,
     /// Keep stacks (flame graphs).
     pub stacks: bool,
-    /// The stacks the sink has stored recently: their frames are dropped from a record as soon
-    /// as it is made.
-    pub known_stacks: Arc<pprofhouse_sql::sink::KnownStacks>,
+    /// The stacks the sink has stored recently: their frames are left out of records.
+    pub known_stacks: Arc<KnownStacks>,
     /// Retries of transient S3 failures.
     pub retry: RetryPolicy,
     /// Metrics.
@@ -160,12 +159,7 @@ impl Processor {
         // Inflating, decoding and exploding are CPU work: off the async threads, so profiles
         // are exploded on every core while the next objects download.
         let (data, limits, stacks, known) = (fetched.data, self.limits, self.stacks, self.known_stacks.clone());
-        let done = tokio::task::spawn_blocking(move || {
-            let mut record = transform(data, &limits, stacks, meta, &source)?;
-            known.drop_stored_frames(&mut record);
-            Ok::<_, Failure>(record)
-        })
-        .await;
+        let done = tokio::task::spawn_blocking(move || transform(data, &limits, stacks, &known, meta, &source)).await;
         drop((core, permit));
         let record = done.map_err(|e| Failure::Internal(format!("decoding task failed: {e}")))??;
         // The clock decides only whether storing is useful, never what is stored or its id.
@@ -192,12 +186,21 @@ fn decoded_size_hint(data: &[u8]) -> u64 {
 }
 
 /// Decode and explode one fetched object.
-fn transform(data: Bytes, limits: &Limits, stacks: bool, meta: ProfileMeta, source: &SourceRef) -> Result<ProfileRecord, Failure> {
+/// Inflates, decodes and explodes; the frames of stacks `known` are left out.
+fn transform(
+    data: Bytes,
+    limits: &Limits,
+    stacks: bool,
+    known: &KnownStacks,
+    meta: ProfileMeta,
+    source: &SourceRef,
+) -> Result<ProfileRecord, Failure> {
     let profile = pprof::decode(data, limits).map_err(|e| match e {
         e @ (pprof::DecodeError::OverLimit { .. } | pprof::DecodeError::TooLarge { .. }) => Failure::OverLimit(e.to_string()),
         e => Failure::Decode(e),
     })?;
-    let exploded = explode(&profile, ExplodeOptions { stacks, inline_marks: false, ..Default::default() });
+    let opts = ExplodeOptions { stacks, inline_marks: false, ..Default::default() };
+    let exploded = known.unstored(|wanted| explode_with(&profile, opts, wanted));
     Ok(ProfileRecord::new(meta, Origin::Object(source), exploded))
 }
 

@@ -12,7 +12,7 @@ use pprofhouse_sql::sink::{Origin, ProfileRecord, Sink, SinkConfig, Writer};
 use pprofhouse_tests::clickhouse::LocalClickHouse;
 use pprofhouse_tests::paths::{fixtures, pprofhouse_bin};
 use pprofhouse_tests::pprof::{go_pprof_top, pprofhouse_top, Top};
-use pprofhouse_transform::{explode, pprof, ExplodeOptions};
+use pprofhouse_transform::{explode, explode_with, pprof, ExplodeOptions};
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
@@ -460,7 +460,7 @@ fn stack_rows_written_before_the_array_layout_stay_visible() {
     });
     let s = Store { ch };
     let out = s.run(&["migrate"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "applied 0008 0008_stack_samples");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "applied 0008 0008_stack_samples\napplied 0009 0009_profile_id_projection");
     s.load("new", "cpu", T0 + HOUR, &[], &["go-workload-cpu.pb.gz"]);
     let total = |service: &str| -> i64 {
         let q = "SELECT sum(value) FROM stack_values WHERE sample_type = 'cpu/nanoseconds' AND service = ?";
@@ -521,11 +521,18 @@ fn stack_frames_are_written_once_and_known_stacks_go_by_hash_alone() {
     let (all, by_hash) = stored();
     assert_eq!(by_hash, expected);
     assert_eq!(all, expected.len() as u64, "stacks rows before any merge: each stack once");
-    // A later profile with the same stacks: their frames leave its record as soon as it is made
-    // (it shrinks), and its insert carries their hashes alone.
-    let mut c = record("c");
-    let full = pprofhouse_sql::sink::record_bytes(&c);
-    assert_eq!(writer.known_stacks().drop_stored_frames(&mut c), expected.len());
+    // A later profile with the same stacks, exploded as the worker does: its record is built
+    // without their frames (it is smaller), and its insert carries their hashes alone.
+    let full = pprofhouse_sql::sink::record_bytes(&record("c"));
+    let c = writer.known_stacks().unstored(|wanted| {
+        let ex = explode_with(
+            &pprof::decode(data.clone(), &Default::default()).unwrap(),
+            ExplodeOptions { stacks: true, inline_marks: false, ..Default::default() },
+            wanted,
+        );
+        ProfileRecord::new(record("c").meta, Origin::File { content: b"c", time_given: true }, ex)
+    });
+    assert_eq!(c.id, record("c").id);
     assert!(c.exploded.stacks.iter().all(|st| st.frames.is_empty()));
     assert!(pprofhouse_sql::sink::record_bytes(&c) < full, "{} < {full}", pprofhouse_sql::sink::record_bytes(&c));
     assert_eq!(rt.block_on(writer.write(&[c])).unwrap().inserted, 1);
@@ -538,4 +545,34 @@ fn stack_frames_are_written_once_and_known_stacks_go_by_hash_alone() {
         assert!(fa.len() > 5, "{st}: {}", fa.len());
         assert_eq!(fa, fc, "{st}");
     }
+}
+
+#[test]
+fn the_processed_profile_check_looks_ids_up_in_their_projection() {
+    let T0 = t0();
+    let s = Store::start();
+    let rt = rt();
+    for (i, svc) in ["a", "b", "c"].iter().enumerate() {
+        s.load(svc, "cpu", T0 + i as i64 * HOUR, &[], &["go-workload-cpu.pb.gz", "go-cpu-labels.pb.gz"]);
+    }
+    let client = s.client();
+    let stored: Vec<String> = rt.block_on(client.query("SELECT toString(profile_id) FROM profiles FINAL").fetch_all()).unwrap();
+    assert_eq!(stored.len(), 6);
+    let mut asked: Vec<uuid::Uuid> = stored[..2].iter().map(|s| s.parse().unwrap()).collect();
+    asked.push(uuid::Uuid::from_u128(7));
+    let found = rt.block_on(pprofhouse_sql::sink::existing_ids(&client, asked.iter().copied())).unwrap();
+    assert_eq!(found, asked[..2].iter().copied().collect());
+    // Among 200,000 stored profiles (many granules), the plan reads the projection ordered by
+    // profile_id, and uses its key.
+    let fill = "INSERT INTO profiles (profile_id, ts, service, profile_type) SELECT generateUUIDv4(), fromUnixTimestamp64Milli(?) + number, 'filler', 'cpu' FROM numbers(200000)";
+    rt.block_on(client.query(fill).bind(T0).execute()).unwrap();
+    // (Settled first: a part being merged at that moment can make the planner skip it.)
+    rt.block_on(client.query("OPTIMIZE TABLE profiles FINAL").execute()).unwrap();
+    let ids: Vec<String> = asked.iter().map(|u| u.to_string()).collect();
+    let plan: Vec<String> = rt
+        .block_on(client.query(&format!("EXPLAIN indexes = 1 {}", pprofhouse_sql::sink::EXISTING_IDS_QUERY)).bind(&ids).fetch_all())
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("ReadFromMergeTree (by_profile_id)"), "{plan}");
+    assert!(plan.contains("Condition: (profile_id in"), "{plan}");
 }

@@ -149,31 +149,6 @@ impl Stacks {
         (self.hash.len() - 1) as u32
     }
 
-    /// Drops the frames of the stacks for which `drop` says so (their hash and values stay; a
-    /// dropped stack reads as having no frames) and gives the memory back. For a sink that has
-    /// already stored those stacks' frames and needs only their hashes. Returns how many stacks
-    /// lost their frames.
-    pub fn drop_frames(&mut self, mut drop: impl FnMut(u64) -> bool) -> usize {
-        let (mut kept, mut dropped, mut a) = (0usize, 0, 0usize);
-        for i in 0..self.len() {
-            // `a`: where stack i's frames started before this pass moved any.
-            let b = self.frame_start[i + 1] as usize;
-            if a < b && drop(self.hash[i]) {
-                dropped += 1;
-            } else {
-                self.frames.copy_within(a..b, kept);
-                kept += b - a;
-            }
-            self.frame_start[i + 1] = kept as u32;
-            a = b;
-        }
-        if dropped > 0 {
-            self.frames.truncate(kept);
-            self.frames.shrink_to_fit();
-        }
-        dropped
-    }
-
     fn shrink_to_fit(&mut self) {
         self.hash.shrink_to_fit();
         self.frame_start.shrink_to_fit();
@@ -500,6 +475,8 @@ struct Walk<'a> {
     /// Stack hash → its index in `stacks`.
     stack_ix: HashMap<u64, u32>,
     stacks: Stacks,
+    /// Whether a new stack's frames are kept ([`explode_with`]).
+    frames_wanted: &'a dyn Fn(u64) -> bool,
     frames: Vec<u32>,
     hash_buf: Vec<u8>,
     marks: InlineMarks,
@@ -582,14 +559,25 @@ impl Walk<'_> {
             self.hash_buf.extend_from_slice(&self.name_hashes[f as usize].to_le_bytes());
         }
         let hash = xxh3_64(&self.hash_buf);
-        let (stacks, frames) = (&mut self.stacks, &self.frames);
-        let ix = *self.stack_ix.entry(hash).or_insert_with(|| stacks.push(hash, frames.iter().rev().copied())) as usize;
+        let (stacks, frames, wanted) = (&mut self.stacks, &self.frames, self.frames_wanted);
+        let ix = *self.stack_ix.entry(hash).or_insert_with(|| {
+            let keep = if wanted(hash) { frames.len() } else { 0 };
+            stacks.push(hash, frames[frames.len() - keep..].iter().rev().copied())
+        }) as usize;
         add(&mut self.stacks.values[ix * k..ix * k + k], v);
     }
 }
 
 /// Explodes a validated profile.
 pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
+    explode_with(profile, opts, &|_| true)
+}
+
+/// [`explode`], keeping the frames only of the stacks for which `frames_wanted(hash)` is true
+/// (with [`ExplodeOptions::stacks`]): the others get their hash and values and no frames. For a
+/// sink that has already stored those stacks' frames and writes them by hash alone; the frames
+/// are the bulk of a record, so they are never built rather than dropped afterwards.
+pub fn explode_with(profile: &Profile, opts: ExplodeOptions, frames_wanted: &dyn Fn(u64) -> bool) -> Exploded {
     let k = profile.sample_type.len();
     let n_funcs = profile.function.len();
     let mut names = Interner::with_capacity(n_funcs + 8);
@@ -657,6 +645,7 @@ pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
         } else {
             Stacks::with_capacity(k, 0, 0)
         },
+        frames_wanted,
         frames: Vec::new(),
         hash_buf: Vec::new(),
         marks: InlineMarks::new(opts.inline_marks, n_nodes, k, &loc_start, &loc_nodes),
@@ -693,7 +682,7 @@ pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
 
 #[cfg(test)]
 mod tests {
-    use super::{go_filepath_base, Interner, Stacks};
+    use super::{go_filepath_base, Interner};
 
     #[test]
     fn interned_names_are_one_node_each_and_read_back_whole() {
@@ -715,24 +704,6 @@ mod tests {
         for (n, name) in many.iter().enumerate().rev() {
             assert_eq!(i.intern(name.as_bytes()), n as u32);
         }
-    }
-
-    #[test]
-    fn dropped_frames_leave_the_other_stacks_and_every_hash_and_value_whole() {
-        let mut s = Stacks::with_capacity(2, 4, 8);
-        for (h, frames) in [(10, &[1u32, 2, 3][..]), (11, &[4, 5]), (12, &[]), (13, &[6, 7, 8])] {
-            let i = s.push(h, frames.iter().copied());
-            s.values_mut()[i as usize * 2] = h as i64;
-        }
-        let before: Vec<(u64, Vec<i64>)> = s.iter().map(|x| (x.hash, x.values.to_vec())).collect();
-        // Stack 12 has no frames to drop; 10 and 13 lose theirs, 11 keeps its own.
-        assert_eq!(s.drop_frames(|h| h != 11), 2);
-        let after: Vec<(u64, Vec<u32>, Vec<i64>)> = s.iter().map(|x| (x.hash, x.frames.to_vec(), x.values.to_vec())).collect();
-        assert_eq!(after.iter().map(|(_, f, _)| f.clone()).collect::<Vec<_>>(), [vec![], vec![4, 5], vec![], vec![]]);
-        assert_eq!(after.iter().map(|(h, _, v)| (*h, v.clone())).collect::<Vec<_>>(), before);
-        assert_eq!(s.frames.capacity(), 2);
-        assert_eq!(s.drop_frames(|_| false), 0);
-        assert_eq!(s.get(1).frames, [4, 5]);
     }
 
     #[test]

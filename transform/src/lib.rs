@@ -35,5 +35,5 @@ pub mod pprof;
 pub mod report;
 pub mod symbolize;
 
-pub use explode::{explode, ExplodeOptions, Exploded, FunctionRow, InlineMark, Names, ProfileFacts, Stack, Stacks};
+pub use explode::{explode, explode_with, ExplodeOptions, Exploded, FunctionRow, InlineMark, Names, ProfileFacts, Stack, Stacks};
 pub use symbolize::{pprof_name, Demangle};

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use pprofhouse_transform::pprof::{decode_protobuf, proto, DecodeError};
-use pprofhouse_transform::{explode, ExplodeOptions};
+use pprofhouse_transform::{explode, explode_with, ExplodeOptions};
 use proptest::prelude::*;
 use prost::Message;
 
@@ -140,6 +140,24 @@ proptest! {
             let stack_sum: i64 = ex.stacks.iter().map(|s| s.values[t]).sum();
             prop_assert_eq!(stack_sum, with_stack);
         }
+    }
+
+    /// Stacks whose frames are not wanted keep their hash and values; nothing else changes.
+    #[test]
+    fn unwanted_frames_change_nothing_but_those_frames(g in gen(), pick in any::<u64>()) {
+        let profile = decode_protobuf(encode(&g)).unwrap();
+        let opts = ExplodeOptions { stacks: true, inline_marks: false, ..Default::default() };
+        let all = explode(&profile, opts);
+        let wanted = |h: u64| (h ^ pick) % 3 != 0;
+        let some = explode_with(&profile, opts, &wanted);
+        prop_assert_eq!(&some.names, &all.names);
+        prop_assert_eq!((&some.flat, &some.cum, &some.facts.totals), (&all.flat, &all.cum, &all.facts.totals));
+        prop_assert_eq!(some.stacks.len(), all.stacks.len());
+        for (a, b) in all.stacks.iter().zip(some.stacks.iter()) {
+            prop_assert_eq!((a.hash, a.values), (b.hash, b.values));
+            prop_assert_eq!(b.frames, if wanted(a.hash) { a.frames } else { &[][..] });
+        }
+        prop_assert!(explode_with(&profile, opts, &|_| false).stacks.iter().all(|s| s.frames.is_empty()));
     }
 
     #[test]

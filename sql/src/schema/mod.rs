@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_distributed"),
     migration!(7, "0007_marker_last"),
     migration!(8, "0008_stack_samples"),
+    migration!(9, "0009_profile_id_projection"),
 ];
 
 /// Retention per table family, in days.

@@ -28,7 +28,7 @@ use serde::Deserialize;
 
 pub use batch::{record_bytes, Batch, FlushStats};
 pub use record::{profile_id, Origin, ProfileRecord, SourceRef};
-pub use writer::{batch_token, existing_ids, KnownStacks, Sink, Writer};
+pub use writer::{batch_token, existing_ids, KnownStacks, Sink, Writer, EXISTING_IDS_QUERY};
 
 /// Batching and behaviour of the sink.
 #[derive(Debug, Clone, Deserialize)]

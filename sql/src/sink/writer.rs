@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 
 use hashbrown::{HashMap as FastMap, HashSet as FastSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use clickhouse::Row;
@@ -214,43 +214,36 @@ const KNOWN_STACK_MAX: usize = 1 << 17;
 
 /// The stacks whose frames this process wrote to `stacks` within the last hour
 /// (`KNOWN_STACK_TTL`): their later occurrences need only their hash. A fleet profiles the same
-/// binaries over and over, so after the first batches almost every stack is known; dropping
-/// their frames as soon as a profile is exploded ([`KnownStacks::drop_stored_frames`]) makes a
-/// record a fraction of its size, so a batch of the same bytes holds several times more
-/// profiles (and ClickHouse gets fewer, larger inserts).
+/// binaries over and over, so after the first batches almost every stack is known; a worker
+/// explodes with [`KnownStacks::unstored`], so the frames of known stacks are never built. The
+/// frames are the bulk of a record: a batch of the same bytes then holds several times more
+/// profiles, and ClickHouse gets fewer, larger inserts.
 ///
 /// Forgetting is always safe (the frames are sent again); remembering happens only after an
 /// insert carrying them succeeded.
 #[derive(Default)]
-pub struct KnownStacks(Mutex<FastMap<u64, Instant>>);
+pub struct KnownStacks(RwLock<FastMap<u64, Instant>>);
 
 impl KnownStacks {
-    fn lock(&self) -> std::sync::MutexGuard<'_, FastMap<u64, Instant>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Drops from `rec` the frames of the stacks already stored (see [`Stacks::drop_frames`]);
-    /// returns how many.
+    /// Calls `f` with "are this stack's frames still needed?" (false for stacks stored
+    /// recently), answered from one snapshot: for [`explode_with`]'s `frames_wanted`.
     ///
-    /// [`Stacks::drop_frames`]: pprofhouse_transform::explode::Stacks::drop_frames
-    pub fn drop_stored_frames(&self, rec: &mut ProfileRecord) -> usize {
+    /// [`explode_with`]: pprofhouse_transform::explode_with
+    pub fn unstored<R>(&self, f: impl FnOnce(&dyn Fn(u64) -> bool) -> R) -> R {
         let now = Instant::now();
-        let known = self.lock();
-        if known.is_empty() {
-            return 0;
-        }
-        rec.exploded.stacks.drop_frames(|h| known.get(&h).is_some_and(|&at| now.duration_since(at) < KNOWN_STACK_TTL))
+        let known = self.0.read().unwrap_or_else(|e| e.into_inner());
+        f(&|h| !known.get(&h).is_some_and(|&at| now.duration_since(at) < KNOWN_STACK_TTL))
     }
 
     /// Of `hashes`, those stored recently.
     fn stored(&self, hashes: impl Iterator<Item = u64>, now: Instant) -> FastSet<u64> {
-        let known = self.lock();
+        let known = self.0.read().unwrap_or_else(|e| e.into_inner());
         hashes.filter(|h| known.get(h).is_some_and(|&at| now.duration_since(at) < KNOWN_STACK_TTL)).collect()
     }
 
     /// Remembers `hashes` as stored at `now` (an insert carrying their frames succeeded).
     fn remember(&self, hashes: impl Iterator<Item = u64>, now: Instant) {
-        let mut known = self.lock();
+        let mut known = self.0.write().unwrap_or_else(|e| e.into_inner());
         if known.len() > KNOWN_STACK_MAX {
             known.clear();
         }
@@ -280,7 +273,7 @@ impl Writer {
         &self.cfg
     }
 
-    /// The stacks it has stored recently, for dropping their frames from records early.
+    /// The stacks it has stored recently, for leaving their frames out of records early.
     pub fn known_stacks(&self) -> Arc<KnownStacks> {
         self.known_stacks.clone()
     }
@@ -432,18 +425,19 @@ impl Sink {
     }
 }
 
-/// Which of `ids` are already in `profiles`.
+/// The processed-profile check: which of the bound ids `profiles` holds. `profile_id` is
+/// compared as itself (ClickHouse converts the bound strings to UUIDs), so the query reads the
+/// `by_profile_id` projection's index (migration 0009), not every id ever stored.
+pub const EXISTING_IDS_QUERY: &str = "SELECT DISTINCT toString(profile_id) FROM profiles WHERE profile_id IN ?";
+
+/// Which of `ids` are already in `profiles` ([`EXISTING_IDS_QUERY`]).
 pub async fn existing_ids(client: &clickhouse::Client, ids: impl Iterator<Item = Uuid>) -> Result<HashSet<Uuid>, Error> {
     let ids: Vec<String> = ids.map(|u| u.to_string()).collect();
     let mut out = HashSet::new();
     // Bound client-side into the query body (the ids are ours: UUID text), in chunks so a large
     // batch never makes an oversized request.
     for chunk in ids.chunks(4096) {
-        let found: Vec<String> = client
-            .query("SELECT DISTINCT toString(profile_id) FROM profiles WHERE toString(profile_id) IN ?")
-            .bind(chunk)
-            .fetch_all()
-            .await?;
+        let found: Vec<String> = client.query(EXISTING_IDS_QUERY).bind(chunk).fetch_all().await?;
         out.extend(found.iter().filter_map(|s| Uuid::parse_str(s).ok()));
     }
     Ok(out)
