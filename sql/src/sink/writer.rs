@@ -232,7 +232,7 @@ impl KnownStacks {
     pub fn unstored<R>(&self, f: impl FnOnce(&dyn Fn(u64) -> bool) -> R) -> R {
         let now = Instant::now();
         let known = self.0.read().unwrap_or_else(|e| e.into_inner());
-        f(&|h| !known.get(&h).is_some_and(|&at| now.duration_since(at) < KNOWN_STACK_TTL))
+        f(&|h| known.get(&h).is_none_or(|&at| now.duration_since(at) >= KNOWN_STACK_TTL))
     }
 
     /// Of `hashes`, those stored recently.
