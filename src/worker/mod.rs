@@ -341,11 +341,13 @@ impl MainLoop {
     /// Back-pressure, then waits for what comes first: the flush, the oldest in-flight
     /// message, a new message, the batch's linger, or the shutdown.
     async fn next_event(&mut self, stopping: bool) -> Event {
-        // Take a message while there is room (and the open batch is not far over budget
-        // because ClickHouse is slow).
+        // Take a message while the ledger has room, a full open batch included: the next
+        // profiles are fetched and exploded while the previous batch is written (their results
+        // wait, charged to the ledger). Stopping at a full batch left the cores idle for every
+        // insert, and the pause it took dropped the consumer's prefetched messages.
         let full = self.batch.over(&self.sink, 1);
-        let can_take = !stopping && self.inflight.len() < self.concurrency && !full && self.ledger.has_room();
-        self.backpressure(stopping, full, can_take);
+        let can_take = !stopping && self.inflight.len() < self.concurrency && self.ledger.has_room();
+        self.backpressure(stopping, can_take);
         let poll = Duration::from_millis(200);
         let wait = self.batch.deadline(&self.sink).map(|d| d.saturating_duration_since(Instant::now())).unwrap_or(poll).min(poll);
         let (consumer, paused) = (self.consumer.clone(), self.paused);
@@ -361,12 +363,12 @@ impl MainLoop {
         }
     }
 
-    /// Pauses when the wait may be long (a full batch, or in-flight work that has not let us
-    /// poll for a while), re-applied every time round since a rebalance may bring new
-    /// partitions; resumes as soon as messages can be taken again. Short waits for a free slot
-    /// do not pause: pausing drops the prefetched messages.
-    fn backpressure(&mut self, stopping: bool, full: bool, can_take: bool) {
-        let want_pause = !stopping && (full || (!can_take && self.last_poll.elapsed() > PAUSE_AFTER));
+    /// Pauses when the wait may be long (no room for a message for a while: a batch ClickHouse
+    /// is slow to take, results waiting behind it), re-applied every time round since a
+    /// rebalance may bring new partitions; resumes as soon as messages can be taken again.
+    /// Short waits do not pause: pausing drops the prefetched messages.
+    fn backpressure(&mut self, stopping: bool, can_take: bool) {
+        let want_pause = !stopping && !can_take && self.last_poll.elapsed() > PAUSE_AFTER;
         if want_pause || (self.paused && can_take) {
             if let Ok(assignment) = self.consumer.assignment() {
                 let done = if want_pause { self.consumer.pause(&assignment) } else { self.consumer.resume(&assignment) };
