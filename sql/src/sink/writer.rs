@@ -222,28 +222,35 @@ const KNOWN_STACK_MAX: usize = 1 << 17;
 /// Forgetting is always safe (the frames are sent again); remembering happens only after an
 /// insert carrying them succeeded.
 #[derive(Default)]
-pub struct KnownStacks(RwLock<FastMap<u64, Instant>>);
+pub struct KnownStacks(RwLock<Arc<FastMap<u64, Instant>>>);
 
 impl KnownStacks {
+    /// The stacks known now: a snapshot, so no lock is held while it is read (an explode takes
+    /// milliseconds; [`KnownStacks::remember`] copies the map if a snapshot is still in use).
+    fn snapshot(&self) -> Arc<FastMap<u64, Instant>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Calls `f` with "are this stack's frames still needed?" (false for stacks stored
     /// recently), answered from one snapshot: for [`explode_with`]'s `frames_wanted`.
     ///
     /// [`explode_with`]: pprofhouse_transform::explode_with
     pub fn unstored<R>(&self, f: impl FnOnce(&dyn Fn(u64) -> bool) -> R) -> R {
         let now = Instant::now();
-        let known = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let known = self.snapshot();
         f(&|h| known.get(&h).is_none_or(|&at| now.duration_since(at) >= KNOWN_STACK_TTL))
     }
 
     /// Of `hashes`, those stored recently.
     fn stored(&self, hashes: impl Iterator<Item = u64>, now: Instant) -> FastSet<u64> {
-        let known = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let known = self.snapshot();
         hashes.filter(|h| known.get(h).is_some_and(|&at| now.duration_since(at) < KNOWN_STACK_TTL)).collect()
     }
 
     /// Remembers `hashes` as stored at `now` (an insert carrying their frames succeeded).
     fn remember(&self, hashes: impl Iterator<Item = u64>, now: Instant) {
-        let mut known = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let known = Arc::make_mut(&mut guard);
         if known.len() > KNOWN_STACK_MAX {
             known.clear();
         }
