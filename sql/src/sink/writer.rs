@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use hashbrown::{HashMap as FastMap, HashSet as FastSet};
+use hashbrown::HashSet as FastSet;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -138,15 +138,27 @@ fn ingest_row_count(rec: &ProfileRecord, with_stacks: bool) -> usize {
     stacks.div_ceil(STACKS_PER_ROW).max(1)
 }
 
-/// Row `i` of a profile's `ingest` rows; `sent`: the stacks whose frames `stacks` has or this
-/// insert already carries.
-fn nth_ingest_row<'a>(rec: &'a ProfileRecord, with_stacks: bool, i: usize, sent: &mut FastSet<u64>) -> IngestRow<'a> {
+/// Row `i` of a profile's `ingest` rows; `known`: the stacks whose frames `stacks` has, `sent`:
+/// those whose frames this insert already carries.
+fn nth_ingest_row<'a>(
+    rec: &'a ProfileRecord,
+    with_stacks: bool,
+    i: usize,
+    known: &Generations,
+    sent: &mut FastSet<u64>,
+) -> IngestRow<'a> {
     let stacks = if with_stacks { rec.exploded.stacks.len() } else { 0 };
-    ingest_row(rec, i == 0, i * STACKS_PER_ROW..((i + 1) * STACKS_PER_ROW).min(stacks), sent)
+    ingest_row(rec, i == 0, i * STACKS_PER_ROW..((i + 1) * STACKS_PER_ROW).min(stacks), known, sent)
 }
 
 /// One `ingest` row: the profile's facts, its functions (`functions`), the stacks in `stacks`.
-fn ingest_row<'a>(rec: &'a ProfileRecord, functions: bool, stacks: std::ops::Range<usize>, sent: &mut FastSet<u64>) -> IngestRow<'a> {
+fn ingest_row<'a>(
+    rec: &'a ProfileRecord,
+    functions: bool,
+    stacks: std::ops::Range<usize>,
+    known: &Generations,
+    sent: &mut FastSet<u64>,
+) -> IngestRow<'a> {
     let ex = &rec.exploded;
     let f = &ex.facts;
     let k = f.sample_types.len();
@@ -169,9 +181,9 @@ fn ingest_row<'a>(rec: &'a ProfileRecord, functions: bool, stacks: std::ops::Ran
     {
         for s in stacks.map(|i| ex.stacks.get(i)) {
             st_hash.push(s.hash);
-            // Each stack's frames go once: not when `stacks` has them already (written recently,
-            // or dropped from the record for that reason), nor again within this insert.
-            let send = !s.frames.is_empty() && sent.insert(s.hash);
+            // Each stack's frames go once: not when `stacks` has them already (written recently:
+            // then the record usually has none), nor again within this insert.
+            let send = !s.frames.is_empty() && !known.contains(s.hash) && sent.insert(s.hash);
             st_frames.push(if send { s.frames.iter().map(|&n| B(&ex.names[n as usize])).collect() } else { Vec::new() });
             st_values.push(s.values);
         }
@@ -208,8 +220,7 @@ fn ingest_row<'a>(rec: &'a ProfileRecord, functions: bool, stacks: std::ops::Ran
 
 /// Stack frames are re-sent at least this often (keeps `stacks.last_seen` fresh for its TTL).
 const KNOWN_STACK_TTL: Duration = Duration::from_secs(3600);
-/// Past this many remembered stacks the memory is cleared (a `HashMap<u64, Instant>` of 2^17
-/// entries is about 6 MiB).
+/// Past this many remembered stacks the memory is cleared (a set of 2^17 hashes is 2 MiB).
 const KNOWN_STACK_MAX: usize = 1 << 17;
 
 /// The stacks whose frames this process wrote to `stacks` within the last hour
@@ -222,12 +233,30 @@ const KNOWN_STACK_MAX: usize = 1 << 17;
 /// Forgetting is always safe (the frames are sent again); remembering happens only after an
 /// insert carrying them succeeded.
 #[derive(Default)]
-pub struct KnownStacks(RwLock<Arc<FastMap<u64, Instant>>>);
+pub struct KnownStacks(RwLock<Arc<Generations>>);
+
+/// Known stack hashes in two generations: a stack is known while it is in either. New ones go
+/// into `current`; every half TTL `current` becomes `previous` (and the old `previous` is
+/// forgotten), so a stack's frames are written again between half a TTL and a TTL after they
+/// last were. Plain hash sets: a lookup is one probe of 8-byte keys (explode asks for every
+/// distinct stack of every profile), with no clock read per stack.
+#[derive(Clone, Default)]
+struct Generations {
+    current: FastSet<u64>,
+    previous: FastSet<u64>,
+    since: Option<Instant>,
+}
+
+impl Generations {
+    fn contains(&self, h: u64) -> bool {
+        self.current.contains(&h) || self.previous.contains(&h)
+    }
+}
 
 impl KnownStacks {
     /// The stacks known now: a snapshot, so no lock is held while it is read (an explode takes
-    /// milliseconds; [`KnownStacks::remember`] copies the map if a snapshot is still in use).
-    fn snapshot(&self) -> Arc<FastMap<u64, Instant>> {
+    /// milliseconds; [`KnownStacks::remember`] copies the sets if a snapshot is still in use).
+    fn snapshot(&self) -> Arc<Generations> {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -236,28 +265,22 @@ impl KnownStacks {
     ///
     /// [`explode_with`]: pprofhouse_transform::explode_with
     pub fn unstored<R>(&self, f: impl FnOnce(&dyn Fn(u64) -> bool) -> R) -> R {
-        let now = Instant::now();
         let known = self.snapshot();
-        f(&|h| known.get(&h).is_none_or(|&at| now.duration_since(at) >= KNOWN_STACK_TTL))
+        f(&|h| !known.contains(h))
     }
 
-    /// Of `hashes`, those stored recently.
-    fn stored(&self, hashes: impl Iterator<Item = u64>, now: Instant) -> FastSet<u64> {
-        let known = self.snapshot();
-        hashes.filter(|h| known.get(h).is_some_and(|&at| now.duration_since(at) < KNOWN_STACK_TTL)).collect()
-    }
-
-    /// Remembers `hashes` as stored at `now` (an insert carrying their frames succeeded).
+    /// Remembers `hashes` as written at `now` (an insert carrying their frames succeeded).
     fn remember(&self, hashes: impl Iterator<Item = u64>, now: Instant) {
         let mut guard = self.0.write().unwrap_or_else(|e| e.into_inner());
-        let known = Arc::make_mut(&mut guard);
-        if known.len() > KNOWN_STACK_MAX {
-            known.clear();
+        let g = Arc::make_mut(&mut guard);
+        let age = now.saturating_duration_since(*g.since.get_or_insert(now));
+        if age >= KNOWN_STACK_TTL || g.current.len() + g.previous.len() > KNOWN_STACK_MAX {
+            *g = Generations { since: Some(now), ..Default::default() };
+        } else if age >= KNOWN_STACK_TTL / 2 {
+            g.previous = std::mem::take(&mut g.current);
+            g.since = Some(now);
         }
-        for h in hashes {
-            known.entry(h).or_insert(now);
-        }
-        known.retain(|_, at| now.duration_since(*at) < KNOWN_STACK_TTL);
+        g.current.extend(hashes);
     }
 }
 
@@ -361,15 +384,13 @@ impl Writer {
             // pipeline tests write through this path against the real tables.
             let mut insert = client.clone().with_validation(false).insert::<IngestRow<'_>>("ingest").await?;
             let now = Instant::now();
-            // Stacks written recently (their frames are already in `stacks`), decided up front.
-            let mut sent = if self.cfg.stacks {
-                self.known_stacks.stored(fresh.iter().flat_map(|r| r.exploded.stacks.hash.iter().copied()), now)
-            } else {
-                FastSet::new()
-            };
+            // The stacks written recently (their frames are in `stacks` already), and those whose
+            // frames this insert carries.
+            let known = self.known_stacks.snapshot();
+            let mut sent = FastSet::new();
             for rec in &fresh {
                 for i in 0..ingest_row_count(rec, self.cfg.stacks) {
-                    let row = nth_ingest_row(rec, self.cfg.stacks, i, &mut sent);
+                    let row = nth_ingest_row(rec, self.cfg.stacks, i, &known, &mut sent);
                     insert.write(&row).await?;
                     stats.rows += row.fn_name.len();
                 }
@@ -448,4 +469,36 @@ pub async fn existing_ids(client: &clickhouse::Client, ids: impl Iterator<Item =
         out.extend(found.iter().filter_map(|s| Uuid::parse_str(s).ok()));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_stacks_are_forgotten_between_half_a_ttl_and_a_ttl_after_they_were_written() {
+        let k = KnownStacks::default();
+        let unstored = |h| k.unstored(|wanted| wanted(h));
+        let t0 = Instant::now();
+        assert!(unstored(1));
+        k.remember([1, 2].into_iter(), t0);
+        assert!(!unstored(1) && !unstored(2) && unstored(3));
+        // Half a TTL later the first generation retires, still known.
+        k.remember([3].into_iter(), t0 + KNOWN_STACK_TTL / 2);
+        assert!(!unstored(1) && !unstored(3));
+        // Another half later it is forgotten (its frames are written again); the second is not.
+        k.remember([4].into_iter(), t0 + KNOWN_STACK_TTL);
+        assert!(unstored(1) && unstored(2) && !unstored(3) && !unstored(4));
+        // After a whole TTL without an insert, everything is forgotten at once.
+        k.remember([5].into_iter(), t0 + 3 * KNOWN_STACK_TTL);
+        assert!(unstored(3) && unstored(4) && !unstored(5));
+        // A snapshot in use is not changed by a later insert.
+        let snap = k.snapshot();
+        k.remember([6].into_iter(), t0 + 3 * KNOWN_STACK_TTL);
+        assert!(!snap.contains(6) && !unstored(6));
+        // Past the size bound the memory starts over.
+        k.remember(0..KNOWN_STACK_MAX as u64 + 10, t0 + 3 * KNOWN_STACK_TTL);
+        k.remember([7].into_iter(), t0 + 3 * KNOWN_STACK_TTL);
+        assert!(unstored(5) && !unstored(7));
+    }
 }
