@@ -140,13 +140,7 @@ fn ingest_row_count(rec: &ProfileRecord, with_stacks: bool) -> usize {
 
 /// Row `i` of a profile's `ingest` rows; `known`: the stacks whose frames `stacks` has, `sent`:
 /// those whose frames this insert already carries.
-fn nth_ingest_row<'a>(
-    rec: &'a ProfileRecord,
-    with_stacks: bool,
-    i: usize,
-    known: &Generations,
-    sent: &mut FastSet<u64>,
-) -> IngestRow<'a> {
+fn nth_ingest_row<'a>(rec: &'a ProfileRecord, with_stacks: bool, i: usize, known: &Generations, sent: &mut FastSet<u64>) -> IngestRow<'a> {
     let stacks = if with_stacks { rec.exploded.stacks.len() } else { 0 };
     ingest_row(rec, i == 0, i * STACKS_PER_ROW..((i + 1) * STACKS_PER_ROW).min(stacks), known, sent)
 }
