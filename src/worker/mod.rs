@@ -174,7 +174,6 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         let _ = give_up_tx.send(true);
     });
     health.set_ready(true);
-
     let main = MainLoop {
         sink: o.sink.clone(),
         concurrency: cfg.concurrency.max(1),

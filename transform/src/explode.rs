@@ -561,8 +561,8 @@ impl Walk<'_> {
         let hash = xxh3_64(&self.hash_buf);
         let (stacks, frames, wanted) = (&mut self.stacks, &self.frames, self.frames_wanted);
         let ix = *self.stack_ix.entry(hash).or_insert_with(|| {
-            let keep = if wanted(hash) { frames.len() } else { 0 };
-            stacks.push(hash, frames[frames.len() - keep..].iter().rev().copied())
+            let kept: &[u32] = if wanted(hash) { frames } else { &[] };
+            stacks.push(hash, kept.iter().rev().copied())
         }) as usize;
         add(&mut self.stacks.values[ix * k..ix * k + k], v);
     }

@@ -132,20 +132,16 @@ struct IngestRow<'a> {
 /// to the profile.
 const STACKS_PER_ROW: usize = 2048;
 
-/// The `ingest` rows of one profile ([`STACKS_PER_ROW`]): the number of rows, then row `i`.
-fn ingest_row_count(rec: &ProfileRecord, with_stacks: bool) -> usize {
+/// The stacks of each of a profile's `ingest` rows ([`STACKS_PER_ROW`] each; one row, with
+/// its functions, when it has none).
+fn stack_chunks(rec: &ProfileRecord, with_stacks: bool) -> impl Iterator<Item = std::ops::Range<usize>> {
     let stacks = if with_stacks { rec.exploded.stacks.len() } else { 0 };
-    stacks.div_ceil(STACKS_PER_ROW).max(1)
+    (0..stacks.div_ceil(STACKS_PER_ROW).max(1)).map(move |i| i * STACKS_PER_ROW..((i + 1) * STACKS_PER_ROW).min(stacks))
 }
 
-/// Row `i` of a profile's `ingest` rows; `known`: the stacks whose frames `stacks` has, `sent`:
-/// those whose frames this insert already carries.
-fn nth_ingest_row<'a>(rec: &'a ProfileRecord, with_stacks: bool, i: usize, known: &Generations, sent: &mut FastSet<u64>) -> IngestRow<'a> {
-    let stacks = if with_stacks { rec.exploded.stacks.len() } else { 0 };
-    ingest_row(rec, i == 0, i * STACKS_PER_ROW..((i + 1) * STACKS_PER_ROW).min(stacks), known, sent)
-}
-
-/// One `ingest` row: the profile's facts, its functions (`functions`), the stacks in `stacks`.
+/// One `ingest` row: the profile's facts, its functions (`functions`), the stacks in `stacks`;
+/// `known`: the stacks whose frames `stacks` has, `sent`: those whose frames this insert
+/// already carries.
 fn ingest_row<'a>(
     rec: &'a ProfileRecord,
     functions: bool,
@@ -383,8 +379,8 @@ impl Writer {
             let known = self.known_stacks.snapshot();
             let mut sent = FastSet::new();
             for rec in &fresh {
-                for i in 0..ingest_row_count(rec, self.cfg.stacks) {
-                    let row = nth_ingest_row(rec, self.cfg.stacks, i, &known, &mut sent);
+                for (i, stacks) in stack_chunks(rec, self.cfg.stacks).enumerate() {
+                    let row = ingest_row(rec, i == 0, stacks, &known, &mut sent);
                     insert.write(&row).await?;
                     stats.rows += row.fn_name.len();
                 }
