@@ -20,6 +20,7 @@ bin=${PPROFHOUSE_BIN:-$(make -s -C "$root" release-path)}
 export PPROFHOUSE_CLICKHOUSE_DATABASE=pprofhouse_bench PPROFHOUSE_BATCH_LINGER=${PPROFHOUSE_BATCH_LINGER:-1s} PPROFHOUSE_LOG=${BENCH_WORKER_LOG:-error}
 curl -fsS "$PPROFHOUSE_CLICKHOUSE_URL/" --data-binary "DROP DATABASE IF EXISTS pprofhouse_bench" >/dev/null
 "$bin" migrate >/dev/null
+if [[ -n ${BENCH_SQL:-} ]]; then IFS=";" read -ra stmts <<<"$BENCH_SQL"; for s in "${stmts[@]}"; do curl -fsS "$PPROFHOUSE_CLICKHOUSE_URL/?database=pprofhouse_bench" --data-binary "$s" >/dev/null; done; fi
 fx=$root/../shared/fixtures/pprof
 files=()
 if [[ -n ${PROFILES_DIR:-} ]]; then
@@ -61,10 +62,14 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 q() { curl -fsS "$PPROFHOUSE_CLICKHOUSE_URL/?database=pprofhouse_bench" --data-binary "$1"; }
 # Uploads batch $2 of phase $1: 10 services × the 10 fixtures = 100 distinct profiles, then
-# delivers their events through the ingest handler.
+# delivers their events through the ingest handler. The services cycle through
+# BENCH_SERVICES names (default 10: a fleet's services each send profiles all hour, so the
+# hourly and daily rollups fold many profiles into one row; BENCH_SERVICES=10000 gives every
+# batch new services, the rollups' worst case).
+services=${BENCH_SERVICES:-10}
 enqueue_batch() {
     for s in $(seq 10); do
-        "$bin" put --service "$1-$2-$s" --type cpu --event-out "$work/ev-$1-$2.json" "${files[@]}" >/dev/null
+        "$bin" put --service "$1-svc$(( ($2 * 10 + s) % services ))" --type cpu --event-out "$work/ev-$1-$2.json" "${files[@]}" >/dev/null
     done
     "$bin" ingest-event "$work/ev-$1-$2.json" >/dev/null
 }
