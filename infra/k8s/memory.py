@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The worker's worst-case memory, from its settings; checks the Deployment's limit against it.
 
-    M = R + C*O + A*max(I, D) + I + 2*B
+    M = R + P + C*O + A*max(I, D) + I + 2*B
 
   C  worker.concurrency            objects fetched at once; each holds its compressed body (<= O)
   O  worker.max_object_bytes       largest object fetched
@@ -13,6 +13,8 @@
                                    on 20-30 MiB synthetic profiles: infra/README.md)
   B  sink.batch_bytes              the batch being inserted, plus the open one, which stops
                                    taking results at B while the other is written
+  P  32 MiB                        decode buffers kept from one profile for the next (the
+                                   worker's DECODE_POOL_BYTES)
   R  48 MiB                        the rest: runtime, librdkafka queues, S3/HTTP clients (the
                                    pipeline benchmark's worker peaks at 38 MiB on small profiles)
 
@@ -33,6 +35,7 @@ import yaml
 MI = 1 << 20
 A = 12
 R = 48 * MI
+P = 32 * MI
 # The defaults of the settings (README.md, "Configuration").
 DEFAULTS = {
     "concurrency": 16,
@@ -70,6 +73,7 @@ def quantity(s):
 def formula(s):
     return (
         R
+        + P
         + s["concurrency"] * s["max_object_bytes"]
         + A * max(s["max_inflight_bytes"], s["max_decompressed_bytes"])
         + s["max_inflight_bytes"]

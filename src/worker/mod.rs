@@ -162,6 +162,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         budget_kib,
         cpu: Arc::new(tokio::sync::Semaphore::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))),
         retention: o.retention,
+        decode_buffers: Default::default(),
     });
     let (tx, shutdown) = watch::channel(false);
     // The flush stops retrying only this long after the shutdown, to land what it holds.

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pprofhouse_transform::pprof::{decode, decode_protobuf, inflate, Limits};
+use pprofhouse_transform::pprof::{decode, decode_protobuf, decode_reusing, inflate, DecodeBuffers, Limits};
 use pprofhouse_transform::{explode, ExplodeOptions};
 
 /// The shared fixtures, or every profile in `$BENCH_PROFILES` (a directory of production-size
@@ -53,6 +53,27 @@ fn per_file(c: &mut Criterion) {
             })
         });
         g.bench_with_input(BenchmarkId::new("decode-only(raw)", &name), &pb, |b, pb| b.iter(|| decode_protobuf(pb.clone()).unwrap()));
+        // As the worker decodes: into the buffers the previous profile gave back.
+        let mut bufs = DecodeBuffers::default();
+        g.bench_with_input(BenchmarkId::new("reusing/inflate+decode", &name), &data, |b, d| {
+            b.iter(|| decode_reusing(d.clone(), &limits, &mut bufs).unwrap().recycle(&mut bufs))
+        });
+        g.bench_with_input(BenchmarkId::new("reusing/inflate+decode+explode", &name), &data, |b, d| {
+            b.iter(|| {
+                let p = decode_reusing(d.clone(), &limits, &mut bufs).unwrap();
+                let x = explode(&p, ExplodeOptions::default());
+                p.recycle(&mut bufs);
+                x
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("reusing/inflate+decode+explode+stacks", &name), &data, |b, d| {
+            b.iter(|| {
+                let p = decode_reusing(d.clone(), &limits, &mut bufs).unwrap();
+                let x = explode(&p, ExplodeOptions { stacks: true, inline_marks: false, ..Default::default() });
+                p.recycle(&mut bufs);
+                x
+            })
+        });
     }
     g.finish();
 }

@@ -3,8 +3,8 @@
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
-use pprofhouse_transform::pprof::{decode_protobuf, proto, DecodeError};
-use pprofhouse_transform::{explode, explode_with, ExplodeOptions};
+use pprofhouse_transform::pprof::{decode, decode_protobuf, decode_reusing, proto, DecodeBuffers, DecodeError, Limits};
+use pprofhouse_transform::{explode, explode_with, ExplodeOptions, Exploded};
 use proptest::prelude::*;
 use prost::Message;
 
@@ -261,6 +261,64 @@ proptest! {
         let sa: Vec<(u64, &[i64])> = a.stacks.iter().map(|s| (s.hash, s.values)).collect();
         let sb: Vec<(u64, &[i64])> = b.stacks.iter().map(|s| (s.hash, s.values)).collect();
         prop_assert_eq!(sa, sb);
+    }
+}
+
+/// Everything explode computes, to compare two explosions.
+fn assert_same(a: &Exploded, b: &Exploded) -> Result<(), TestCaseError> {
+    prop_assert_eq!(&a.names, &b.names);
+    prop_assert_eq!(&a.flat, &b.flat);
+    prop_assert_eq!(&a.cum, &b.cum);
+    prop_assert_eq!(&a.inline_marks, &b.inline_marks);
+    prop_assert_eq!(a.facts.sample_count, b.facts.sample_count);
+    prop_assert_eq!(&a.facts.totals, &b.facts.totals);
+    prop_assert_eq!(&a.facts.sample_types, &b.facts.sample_types);
+    prop_assert_eq!(a.facts.decoded_bytes, b.facts.decoded_bytes);
+    let sa: Vec<_> = a.stacks.iter().collect();
+    let sb: Vec<_> = b.stacks.iter().collect();
+    prop_assert_eq!(sa, sb);
+    Ok(())
+}
+
+fn gzip(pb: &[u8]) -> Bytes {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(pb).unwrap();
+    Bytes::from(gz.finish().unwrap())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Profiles decoded one after another into the buffers the previous ones gave back
+    /// (larger, smaller, gzip or raw, with failures in between) explode exactly as when each is
+    /// decoded on its own.
+    #[test]
+    fn decoding_into_recycled_buffers_changes_nothing(
+        seq in prop::collection::vec((gen(), any::<bool>(), 0u8..8), 1..8)
+    ) {
+        let limits = Limits::default();
+        let opts = ExplodeOptions { stacks: true, inline_marks: true, ..Default::default() };
+        let mut bufs = DecodeBuffers::default();
+        for (g, gz, cut) in &seq {
+            let pb = encode(g);
+            let data = if *gz { gzip(&pb) } else { pb };
+            if *cut == 0 {
+                // A truncated object fails alike either way, and the buffers stay usable.
+                let short = data.slice(..data.len() / 2);
+                let fresh = decode(short.clone(), &limits).map(|_| ()).map_err(|e| e.to_string());
+                let reused = decode_reusing(short, &limits, &mut bufs).map(|p| p.recycle(&mut bufs)).map_err(|e| e.to_string());
+                prop_assert_eq!(fresh, reused);
+                continue;
+            }
+            let fresh = explode(&decode(data.clone(), &limits).unwrap(), opts);
+            let profile = decode_reusing(data, &limits, &mut bufs).unwrap();
+            let reused = explode(&profile, opts);
+            profile.recycle(&mut bufs);
+            assert_same(&fresh, &reused)?;
+        }
+        // The buffers grow to what the largest of these profiles needed, not by each one.
+        prop_assert!(bufs.heap_bytes() <= seq.iter().map(|(g, _, _)| 8 * encode(g).len() + 4096).max().unwrap());
     }
 }
 

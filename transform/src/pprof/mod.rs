@@ -10,4 +10,7 @@ mod wire;
 #[allow(missing_docs)]
 pub mod proto;
 
-pub use decode::{decode, decode_protobuf, decode_protobuf_with, inflate, is_gzip, DecodeError, Limits, Profile, SampleType};
+pub use decode::{
+    decode, decode_protobuf, decode_protobuf_with, decode_reusing, inflate, is_gzip, DecodeBuffers, DecodeError, Limits, Profile,
+    SampleType,
+};
