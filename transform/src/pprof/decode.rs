@@ -380,40 +380,20 @@ impl Profile {
     /// Gives this profile's buffers to `bufs` for the next [`decode_reusing`]. The decompressed
     /// protobuf is kept only when nothing else shares it.
     pub fn recycle(self, bufs: &mut DecodeBuffers) {
-        let Profile {
-            buf,
-            strings,
-            mapping,
-            function,
-            loc_id,
-            loc_mapping,
-            loc_line_start,
-            line_function,
-            sample_loc_start,
-            sample_locs,
-            values,
-            ..
-        } = self;
-        let pb = match buf.try_into_mut() {
-            Ok(mut pb) => {
-                pb.clear();
-                Vec::from(pb)
-            }
-            Err(_) => std::mem::take(&mut bufs.pb),
-        };
-        *bufs = DecodeBuffers {
-            pb,
-            strings,
-            mapping,
-            function,
-            loc_id,
-            loc_mapping,
-            loc_line_start,
-            line_function,
-            sample_loc_start,
-            sample_locs,
-            values,
-        };
+        if let Ok(mut pb) = self.buf.try_into_mut() {
+            pb.clear();
+            bufs.pb = pb.into();
+        }
+        bufs.strings = self.strings;
+        bufs.mapping = self.mapping;
+        bufs.function = self.function;
+        bufs.loc_id = self.loc_id;
+        bufs.loc_mapping = self.loc_mapping;
+        bufs.loc_line_start = self.loc_line_start;
+        bufs.line_function = self.line_function;
+        bufs.sample_loc_start = self.sample_loc_start;
+        bufs.sample_locs = self.sample_locs;
+        bufs.values = self.values;
     }
 }
 
