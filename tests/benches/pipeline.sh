@@ -10,6 +10,9 @@
 #   profiles made with the Go workload or `go test -cpuprofile/-memprofile`); a batch is then
 #   10 services × those files.
 #   PHASES="live backlog" (default) or one of them.
+#   BENCH_SERVICES=N: how many service names the batches cycle through (default 10; below).
+#   BENCH_SQL="DROP VIEW ingest_stack_samples_mv": statements run after the migrations (the
+#   cost of one view: run with and without it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 batches=${1:-20}
@@ -20,7 +23,14 @@ bin=${PPROFHOUSE_BIN:-$(make -s -C "$root" release-path)}
 export PPROFHOUSE_CLICKHOUSE_DATABASE=pprofhouse_bench PPROFHOUSE_BATCH_LINGER=${PPROFHOUSE_BATCH_LINGER:-1s} PPROFHOUSE_LOG=${BENCH_WORKER_LOG:-error}
 curl -fsS "$PPROFHOUSE_CLICKHOUSE_URL/" --data-binary "DROP DATABASE IF EXISTS pprofhouse_bench" >/dev/null
 "$bin" migrate >/dev/null
-if [[ -n ${BENCH_SQL:-} ]]; then IFS=";" read -ra stmts <<<"$BENCH_SQL"; for s in "${stmts[@]}"; do curl -fsS "$PPROFHOUSE_CLICKHOUSE_URL/?database=pprofhouse_bench" --data-binary "$s" >/dev/null; done; fi
+# BENCH_SQL: statements (`;`-separated) run after the migrations, e.g. dropping one view to
+# measure what it costs.
+if [[ -n ${BENCH_SQL:-} ]]; then
+    IFS=";" read -ra stmts <<<"$BENCH_SQL"
+    for s in "${stmts[@]}"; do
+        curl -fsS "$PPROFHOUSE_CLICKHOUSE_URL/?database=pprofhouse_bench" --data-binary "$s" >/dev/null
+    done
+fi
 fx=$root/../shared/fixtures/pprof
 files=()
 if [[ -n ${PROFILES_DIR:-} ]]; then
