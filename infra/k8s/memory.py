@@ -13,8 +13,7 @@
                                    on 20-30 MiB synthetic profiles: infra/README.md)
   B  sink.batch_bytes              the batch being inserted, plus the open one, which stops
                                    taking results at B while the other is written
-  P  32 MiB                        decode buffers kept from one profile for the next (the
-                                   worker's DECODE_POOL_BYTES)
+  P  worker.decode_pool_bytes      decode buffers kept from one profile for the next
   R  48 MiB                        the rest: runtime, librdkafka queues, S3/HTTP clients (the
                                    pipeline benchmark's worker peaks at 38 MiB on small profiles)
 
@@ -35,7 +34,6 @@ import yaml
 MI = 1 << 20
 A = 12
 R = 48 * MI
-P = 32 * MI
 # The defaults of the settings (README.md, "Configuration").
 DEFAULTS = {
     "concurrency": 16,
@@ -43,6 +41,7 @@ DEFAULTS = {
     "max_inflight_bytes": 64 * MI,
     "max_decompressed_bytes": 256 * MI,
     "batch_bytes": 32 * MI,
+    "decode_pool_bytes": 32 * MI,
 }
 # Environment variable and flag of each setting.
 ENV = {
@@ -51,6 +50,7 @@ ENV = {
     "max_inflight_bytes": "PPROFHOUSE_MAX_INFLIGHT_BYTES",
     "max_decompressed_bytes": "PPROFHOUSE_MAX_DECOMPRESSED_BYTES",
     "batch_bytes": "PPROFHOUSE_BATCH_BYTES",
+    "decode_pool_bytes": "PPROFHOUSE_DECODE_POOL_BYTES",
 }
 FLAG = {
     "concurrency": "--concurrency",
@@ -58,6 +58,7 @@ FLAG = {
     "max_inflight_bytes": "--max-inflight-bytes",
     "max_decompressed_bytes": "--max-decompressed-bytes",
     "batch_bytes": "--batch-bytes",
+    "decode_pool_bytes": "--decode-pool-bytes",
 }
 UNITS = {"": 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "K": 10**3, "M": 10**6, "G": 10**9}
 
@@ -73,7 +74,7 @@ def quantity(s):
 def formula(s):
     return (
         R
-        + P
+        + s["decode_pool_bytes"]
         + s["concurrency"] * s["max_object_bytes"]
         + A * max(s["max_inflight_bytes"], s["max_decompressed_bytes"])
         + s["max_inflight_bytes"]

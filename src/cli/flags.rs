@@ -253,6 +253,11 @@ pub struct WorkerFlags {
     #[arg(long, env = "PPROFHOUSE_MAX_INFLIGHT_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_inflight_bytes: Option<u64>,
+    /// Decode buffers kept from one profile for the next, in bytes in all; 0 keeps none
+    /// [default: 33554432].
+    #[arg(long, env = "PPROFHOUSE_DECODE_POOL_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_pool_bytes: Option<u64>,
     /// Liveness fails after this long without progress while there is lag [default: 5m].
     #[arg(long, env = "PPROFHOUSE_STALL_AFTER", value_parser = duration)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -30,6 +30,9 @@ pub struct Config {
     /// In-flight memory budget, in bytes of decoded profile: profiles wait for their share
     /// before they are inflated, decoded and exploded.
     pub max_inflight_bytes: u64,
+    /// Decode buffers kept from one profile for the next, in bytes in all (0: none kept): the
+    /// next profiles decode into memory already written instead of faulting in fresh pages.
+    pub decode_pool_bytes: u64,
     /// Liveness fails when no message has been handled for this long while there is lag.
     #[serde(with = "humantime_serde")]
     pub stall_after: Duration,
@@ -45,6 +48,7 @@ impl Default for Config {
             max_backoff: Duration::from_secs(30),
             retry_budget: 8,
             max_inflight_bytes: 64 << 20,
+            decode_pool_bytes: 32 << 20,
             stall_after: Duration::from_secs(300),
         }
     }

@@ -46,7 +46,7 @@ use pprofhouse_ingest::{KafkaConfig, LayoutConfig, Producer, S3Config};
 use pprofhouse_sql::sink::{Batch, SinkConfig, Writer};
 use pprofhouse_sql::ClickHouseConfig;
 use pprofhouse_transform::pprof::Limits;
-use process::{Handled, Processor};
+use process::{DecodePool, Handled, Processor};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{Message, OwnedMessage};
 use source::{Pending, Shared, Tp};
@@ -162,7 +162,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         budget_kib,
         cpu: Arc::new(tokio::sync::Semaphore::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))),
         retention: o.retention,
-        decode_buffers: Default::default(),
+        decode_buffers: Arc::new(DecodePool::new(cfg.decode_pool_bytes)),
     });
     let (tx, shutdown) = watch::channel(false);
     // The flush stops retrying only this long after the shutdown, to land what it holds.

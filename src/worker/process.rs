@@ -50,20 +50,25 @@ pub struct Processor {
 }
 
 /// The decode buffers finished profiles leave behind ([`pprof::DecodeBuffers`]), for the next
-/// profiles to decode into, within [`DECODE_POOL_BYTES`] in all (README, "Worker memory").
+/// profiles to decode into, within `worker.decode_pool_bytes` in all (infra/README.md, "Worker
+/// memory": a production-size profile of 2.5 MB decoded leaves buffers of 13 MB capacity, of
+/// which it wrote 8.5 MB).
 /// Decoding into memory a profile already wrote skips the page faults of fresh buffers: a third
 /// of inflating and decoding a production-size profile under the worker's allocator settings,
 /// which give every large block back to the system when it is freed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DecodePool {
     sets: std::sync::Mutex<Vec<pprof::DecodeBuffers>>,
+    /// The most it keeps, in bytes.
+    budget: usize,
 }
 
-/// The most the [`DecodePool`] keeps, in bytes (a production-size profile of 2.5 MB decoded
-/// leaves buffers of 13 MB capacity, of which it wrote 8.5 MB).
-pub const DECODE_POOL_BYTES: usize = 32 << 20;
-
 impl DecodePool {
+    /// A pool keeping at most `budget` bytes of buffers.
+    pub fn new(budget: u64) -> Self {
+        DecodePool { sets: Default::default(), budget: usize::try_from(budget).unwrap_or(usize::MAX) }
+    }
+
     /// The largest kept set of buffers (a small profile decoded into it costs nothing more; a
     /// large one into a small set faults in the rest), or empty ones.
     fn take(&self) -> pprof::DecodeBuffers {
@@ -76,7 +81,7 @@ impl DecodePool {
     fn give(&self, bufs: pprof::DecodeBuffers) {
         if let Ok(mut sets) = self.sets.lock() {
             let held: usize = sets.iter().map(|b| b.heap_bytes()).sum();
-            if held + bufs.heap_bytes() <= DECODE_POOL_BYTES {
+            if held + bufs.heap_bytes() <= self.budget {
                 sets.push(bufs);
             }
         }
@@ -261,6 +266,38 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+
+    /// Buffers of a decoded profile, as a finished profile leaves them.
+    fn buffers(gz: &'static [u8]) -> pprof::DecodeBuffers {
+        let mut bufs = pprof::DecodeBuffers::default();
+        pprof::decode_reusing(Bytes::from_static(gz), &Limits::default(), &mut bufs).unwrap().recycle(&mut bufs);
+        bufs
+    }
+
+    #[test]
+    fn the_decode_pool_keeps_sets_within_its_budget_and_hands_out_the_largest() {
+        let small = buffers(include_bytes!("../../tests/fixtures/pprof-names/go-generics.pb.gz"));
+        let large = buffers(include_bytes!("../../tests/fixtures/pprof-names/cpp-mangled.pb.gz"));
+        let (s, l) = (small.heap_bytes(), large.heap_bytes());
+        assert!(0 < s && s < l, "{s} {l}");
+        // Room for both: both kept, the larger handed out first, then the other, then none.
+        let pool = DecodePool::new((s + l) as u64);
+        pool.give(small);
+        pool.give(large);
+        assert_eq!(pool.take().heap_bytes(), l);
+        assert_eq!(pool.take().heap_bytes(), s);
+        assert_eq!(pool.take().heap_bytes(), 0);
+        // Room for the larger alone: a set that does not fit beside the kept ones is freed.
+        let pool = DecodePool::new(l as u64);
+        pool.give(buffers(include_bytes!("../../tests/fixtures/pprof-names/cpp-mangled.pb.gz")));
+        pool.give(buffers(include_bytes!("../../tests/fixtures/pprof-names/go-generics.pb.gz")));
+        assert_eq!(pool.take().heap_bytes(), l);
+        assert_eq!(pool.take().heap_bytes(), 0);
+        // A budget of 0 keeps nothing.
+        let pool = DecodePool::new(0);
+        pool.give(buffers(include_bytes!("../../tests/fixtures/pprof-names/go-generics.pb.gz")));
+        assert_eq!(pool.take().heap_bytes(), 0);
+    }
 
     #[test]
     fn the_gzip_trailer_gives_the_decoded_size() {
