@@ -53,6 +53,7 @@ pub struct Processor {
 /// profiles to decode into, within `worker.decode_pool_bytes` in all (infra/README.md, "Worker
 /// memory": a production-size profile of 2.5 MB decoded leaves buffers of 13 MB capacity, of
 /// which it wrote 8.5 MB).
+///
 /// Decoding into memory a profile already wrote skips the page faults of fresh buffers: a third
 /// of inflating and decoding a production-size profile under the worker's allocator settings,
 /// which give every large block back to the system when it is freed.
