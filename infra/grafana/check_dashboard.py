@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import time
 import urllib.parse
+import uuid
 
 from chdb import session as chs
 
@@ -145,38 +146,48 @@ def create_schema(q):
     subs = {"{db}": "pprofhouse", "{local}": "", "{on_cluster}": "", "{replacing}": "ReplacingMergeTree",
             "{merge_tree}": "MergeTree", "{summing}": "SummingMergeTree", "{ttl_profiles_days}": "90",
             "{ttl_raw_days}": "30", "{ttl_hourly_days}": "180", "{ttl_daily_days}": "730"}
+    # As sql/src/schema renders them: statements end with ";\n"; one marked cluster-only is
+    # for a cluster and skipped here.
     for f in sorted((ROOT / "sql/migrations").glob("*.sql")):
-        if "cluster-only" in f.read_text():
-            continue
-        text = "\n".join(l for l in f.read_text().splitlines() if not l.lstrip().startswith("--"))
-        for k, v in subs.items():
-            text = text.replace(k, v)
-        for stmt in filter(None, (s.strip() for s in text.split(";"))):
-            q(stmt)
+        for stmt in f.read_text().split(";\n"):
+            if "-- cluster-only" in stmt:
+                continue
+            stmt = "\n".join(l for l in stmt.splitlines() if not l.lstrip().startswith("--")).strip().rstrip(";")
+            for k, v in subs.items():
+                stmt = stmt.replace(k, v)
+            if stmt:
+                q(stmt)
     q("USE pprofhouse")
 
 
 def insert_fleet(q, now):
+    """The fleet as the worker writes it: the data through `ingest`, then each profile's
+    processed marker in `profiles`."""
     start = now - 30 * 3600
-    values = []
+    markers, data = [], []
     for i, t in enumerate(range(start, now, 600)):
         for si, svc in enumerate(["api", "checkout", "search"]):
             ver = "1.2" if t - start < 15 * 3600 else "1.3"
             f1, f2, f3 = 100 + si * 10 + i % 7, 50 + i % 5, 5
             total = f1 + f2 + f3
             odd = "'main.it''s\\\\path'"  # main.it's\path
-            values.append(
-                f"(generateUUIDv4(), fromUnixTimestamp64Milli({t * 1000 + si}), '{svc}', 'cpu', map('version', '{ver}'),"
-                f" 10000000000, 'cpu/nanoseconds', 10000000, ['samples/count', 'cpu/nanoseconds'], [{total // 5}, {total}],"
-                f" 'cpu/nanoseconds', 10, ['version'], 'profiles', 'k{i}-{si}', 'e', 100, 1000,"
-                f" [1, 1, 1, 1], ['main.work', 'runtime.mallocgc', {odd}, 'main.main'], [{f1}, {f2}, {f3}, 0],"
-                f" [{f1 + f2}, {f2}, {f3}, {total}], [1, 2, 3],"
-                f" [['main.work', 'main.main'], ['runtime.mallocgc', 'main.work', 'main.main'], [{odd}, 'main.main']],"
-                f" [[{f1 // 5}, {f1}], [{f2 // 5}, {f2}], [{f3 // 5}, {f3}]])")
-    q("INSERT INTO ingest (profile_id, ts, service, profile_type, labels, duration_ns, period_type, period,"
-      " sample_types, totals, default_sample_type, sample_count, label_keys, source_bucket, source_key,"
-      " source_etag, source_size, decoded_bytes, fn_type, fn_name, fn_flat, fn_cum, st_hash, st_frames,"
-      " st_values) VALUES " + ", ".join(values))
+            markers.append(
+                f"toUUID('{uuid.UUID(int=i * 3 + si + 1)}'), fromUnixTimestamp64Milli({t * 1000 + si}), '{svc}', 'cpu',"
+                f" map('version', '{ver}'), 10000000000, 'cpu/nanoseconds', 10000000,"
+                f" ['samples/count', 'cpu/nanoseconds'], [{total // 5}, {total}], 'cpu/nanoseconds', 10, ['version'],"
+                f" 'profiles', 'k{i}-{si}', 'e', 100, 1000")
+            data.append(
+                f"[1, 1, 1, 1], ['main.work', 'runtime.mallocgc', {odd}, 'main.main'], [{f1}, {f2}, {f3}, 0],"
+                f" [{f1 + f2}, {f2}, {f3}, {total}],"
+                # stacks 1, 2, 3 by sample type, then their frames (the worker's layout, 0010)
+                f" [[1, 2, 3], [1, 2, 3]], [[{f1 // 5}, {f2 // 5}, {f3 // 5}], [{f1}, {f2}, {f3}]], [1, 2, 3],"
+                f" [['main.work', 'main.main'], ['runtime.mallocgc', 'main.work', 'main.main'], [{odd}, 'main.main']]")
+    head = ("profile_id, ts, service, profile_type, labels, duration_ns, period_type, period, sample_types, totals,"
+            " default_sample_type, sample_count, label_keys, source_bucket, source_key, source_etag, source_size,"
+            " decoded_bytes")
+    q(f"INSERT INTO ingest ({head}, fn_type, fn_name, fn_flat, fn_cum, by_type_hash, by_type_value, frames_hash,"
+      " frames) VALUES " + ", ".join(f"({m}, {d})" for m, d in zip(markers, data)))
+    q(f"INSERT INTO profiles ({head}) VALUES " + ", ".join(f"({m})" for m in markers))
 
 
 if __name__ == "__main__":

@@ -460,7 +460,9 @@ fn stack_rows_written_before_the_array_layout_stay_visible() {
     });
     let s = Store { ch };
     let out = s.run(&["migrate"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "applied 0008 0008_stack_samples\napplied 0009 0009_profile_id_projection");
+    let applied: Vec<String> =
+        pprofhouse_sql::MIGRATIONS.iter().filter(|m| m.version >= 8).map(|m| format!("applied {:04} {}", m.version, m.name)).collect();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), applied.join("\n"));
     s.load("new", "cpu", T0 + HOUR, &[], &["go-workload-cpu.pb.gz"]);
     let total = |service: &str| -> i64 {
         let q = "SELECT sum(value) FROM stack_values WHERE sample_type = 'cpu/nanoseconds' AND service = ?";
@@ -472,6 +474,41 @@ fn stack_rows_written_before_the_array_layout_stay_visible() {
     let want = explode(&p, ExplodeOptions::default()).facts.totals[t];
     assert_eq!(total("new"), want, "the profile loaded after it, through the arrays");
     assert!(s.count(&rt, "stack_samples") > 0);
+}
+
+/// Migration 0010 has the worker send stacks split by sample type; a worker of the previous
+/// version, still running while the workers are replaced, sends every stack with all its
+/// values. Both kinds of `ingest` row land in `stack_samples` and `stacks`, once.
+#[test]
+fn ingest_rows_of_the_previous_layout_still_land() {
+    let T0 = t0();
+    let s = Store::start();
+    let rt = rt();
+    let client = s.client();
+    // Each stack's frames and when they were last written (ReplacingMergeTree keeps the latest).
+    let stacks = || -> Vec<(u64, String, i64)> {
+        let q = "SELECT stack_hash, toString(argMax(frames, last_seen)), toUnixTimestamp64Milli(max(last_seen)) FROM stacks \
+                 GROUP BY stack_hash ORDER BY stack_hash";
+        rt.block_on(client.query(q).fetch_all()).unwrap()
+    };
+    // Stacks 7 (values 3, 0) and 8 (values 0, 5), frames for both, the old way.
+    let old = "INSERT INTO ingest (profile_id, ts, service, profile_type, sample_types, st_hash, st_frames, st_values) \
+               VALUES (generateUUIDv4(), fromUnixTimestamp64Milli(?), 'old', 'heap', ['a/count', 'b/bytes'], [7, 8], \
+               [['f', 'main'], ['g', 'main']], [[3, 0], [0, 5]])";
+    rt.block_on(client.query(old).bind(T0).execute()).unwrap();
+    assert_eq!(stacks(), [(7, "['f','main']".into(), T0), (8, "['g','main']".into(), T0)]);
+    // The same stacks the new way, from another profile an hour later.
+    let new = "INSERT INTO ingest (profile_id, ts, service, profile_type, sample_types, by_type_hash, by_type_value, \
+               frames_hash, frames) VALUES (generateUUIDv4(), fromUnixTimestamp64Milli(?), 'new', 'heap', \
+               ['a/count', 'b/bytes'], [[7], [8]], [[3], [5]], [7, 8], [['f', 'main'], ['g', 'main']])";
+    rt.block_on(client.query(new).bind(T0 + HOUR).execute()).unwrap();
+    assert_eq!(stacks(), [(7, "['f','main']".into(), T0 + HOUR), (8, "['g','main']".into(), T0 + HOUR)]);
+    for service in ["old", "new"] {
+        let q = "SELECT sample_type, toString(stack_hash), toString(value) FROM stack_samples WHERE service = ? ORDER BY sample_type";
+        let rows: Vec<(String, String, String)> = rt.block_on(client.query(q).bind(service).fetch_all()).unwrap();
+        let want = |t: &str, h: &str, v: &str| (t.to_string(), h.to_string(), v.to_string());
+        assert_eq!(rows, [want("a/count", "[7]", "[3]"), want("b/bytes", "[8]", "[5]")], "{service}");
+    }
 }
 
 #[test]

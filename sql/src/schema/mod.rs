@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_marker_last"),
     migration!(8, "0008_stack_samples"),
     migration!(9, "0009_profile_id_projection"),
+    migration!(10, "0010_stack_arrays_by_type"),
 ];
 
 /// Retention per table family, in days.

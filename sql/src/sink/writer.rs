@@ -120,9 +120,13 @@ struct IngestRow<'a> {
     fn_name: Vec<B<'a>>,
     fn_flat: Vec<i64>,
     fn_cum: Vec<i64>,
-    st_hash: Vec<u64>,
-    st_frames: Vec<Vec<B<'a>>>,
-    st_values: Vec<&'a [i64]>,
+    /// Per sample type (`sample_types` order): the row's stacks with a non-zero value for it,
+    /// and those values — a `stack_samples` row each (migration 0010).
+    by_type_hash: Vec<Vec<u64>>,
+    by_type_value: Vec<Vec<i64>>,
+    /// The stacks whose frames this row carries, and the frames (names leaf first).
+    frames_hash: Vec<u64>,
+    frames: Vec<Vec<B<'a>>>,
 }
 
 /// Stacks per `ingest` row: a profile with more is sent as several rows (its facts repeated,
@@ -167,15 +171,24 @@ fn ingest_row<'a>(
             }
         }
     }
-    let (mut st_hash, mut st_frames, mut st_values) = (Vec::new(), Vec::new(), Vec::new());
-    {
-        for s in stacks.map(|i| ex.stacks.get(i)) {
-            st_hash.push(s.hash);
-            // Each stack's frames go once: not when `stacks` has them already (written recently:
-            // then the record usually has none), nor again within this insert.
-            let send = !s.frames.is_empty() && !known.contains(s.hash) && sent.insert(s.hash);
-            st_frames.push(if send { s.frames.iter().map(|&n| B(&ex.names[n as usize])).collect() } else { Vec::new() });
-            st_values.push(s.values);
+    // A row without stacks has no per-type arrays either: the view joins nothing for it.
+    let n = stacks.len();
+    let types = if n == 0 { 0 } else { k };
+    let mut by_type_hash: Vec<Vec<u64>> = (0..types).map(|_| Vec::with_capacity(n)).collect();
+    let mut by_type_value: Vec<Vec<i64>> = (0..types).map(|_| Vec::with_capacity(n)).collect();
+    let (mut frames_hash, mut frames) = (Vec::new(), Vec::new());
+    for s in stacks.map(|i| ex.stacks.get(i)) {
+        for (t, &v) in s.values.iter().enumerate() {
+            if v != 0 {
+                by_type_hash[t].push(s.hash);
+                by_type_value[t].push(v);
+            }
+        }
+        // Each stack's frames go once: not when `stacks` has them already (written recently:
+        // then the record usually has none), nor again within this insert.
+        if !s.frames.is_empty() && !known.contains(s.hash) && sent.insert(s.hash) {
+            frames_hash.push(s.hash);
+            frames.push(s.frames.iter().map(|&n| B(&ex.names[n as usize])).collect());
         }
     }
     let m = marker_row(rec);
@@ -202,9 +215,10 @@ fn ingest_row<'a>(
         fn_name,
         fn_flat,
         fn_cum,
-        st_hash,
-        st_frames,
-        st_values,
+        by_type_hash,
+        by_type_value,
+        frames_hash,
+        frames,
     }
 }
 
