@@ -472,8 +472,11 @@ struct Walk<'a> {
     loc_one: Vec<u32>,
     stacks_on: bool,
     name_hashes: &'a [u64],
-    /// Stack hash → its index in `stacks`.
-    stack_ix: HashMap<u64, u32>,
+    /// The index in `stacks` of each stack, found by its hash (already an xxh3, used as the
+    /// table's hash as is). Four bytes a slot, not the twelve of a map from hash to index: this
+    /// table is probed once per sample at a random place, and a production profile's tens of
+    /// thousands of stacks then fit the core's cache beside the walk's arrays.
+    stack_ix: HashTable<u32>,
     stacks: Stacks,
     /// Whether a new stack's frames are kept ([`explode_with`]).
     frames_wanted: &'a dyn Fn(u64) -> bool,
@@ -489,7 +492,6 @@ impl Walk<'_> {
         let k = if K == 0 { self.k } else { K };
         debug_assert_eq!(k, self.k);
         let n_samples = profile.sample_count();
-        let (loc_start, loc_nodes) = (self.loc_start, self.loc_nodes);
         for si in 0..n_samples {
             let v = &profile.values[si * k..si * k + k];
             if v.iter().all(|&x| x == 0) {
@@ -499,43 +501,69 @@ impl Walk<'_> {
             add(&mut self.totals, v);
             let stamp = si as u32 + 1;
             self.frames.clear();
-            // Root to leaf, as pprof's graph builder walks (the order matters only for the inline
-            // marks, whose per-sample edge dedup keeps the root-most occurrence).
-            let mut parent = u32::MAX;
-            for &li in stack.iter().rev() {
-                // Validated and resolved: a location position.
-                let li = li as usize;
-                let one = self.loc_one[li];
-                if one != u32::MAX && !self.marks.enabled {
-                    // The common case: a location of one node (no inlined frames).
-                    self.count_cum(one, stamp, &v[..k]);
-                    parent = one;
-                    if self.stacks_on {
-                        self.frames.push(one);
-                    }
-                    continue;
-                }
-                let nodes = &loc_nodes[loc_start[li] as usize..loc_start[li + 1] as usize];
-                let last = nodes.len() - 1;
-                for (ni, &n) in nodes.iter().enumerate().rev() {
-                    self.count_cum(n, stamp, &v[..k]);
-                    if self.marks.enabled {
-                        self.marks.edge(parent, n, ni != last, stamp, v);
-                    }
-                    parent = n;
-                }
-                if self.stacks_on {
-                    self.frames.extend(nodes.iter().rev());
-                }
-            }
-            if parent != u32::MAX {
-                let leaf = parent as usize;
+            let leaf = if self.marks.enabled { self.walk_root_first(stack, stamp, v) } else { self.walk_leaf_first(stack, stamp, &v[..k]) };
+            if leaf != u32::MAX {
+                let leaf = leaf as usize;
                 add(&mut self.flat[leaf * k..leaf * k + k], v);
             }
             if self.stacks_on && !self.frames.is_empty() {
                 self.add_stack(v);
             }
         }
+    }
+
+    /// Counts one sample's cum, leaf to root, collecting its frames (leaf first) when stacks
+    /// are on; returns its leaf node (`u32::MAX` for an empty stack). Without the inline marks
+    /// the order of the walk changes nothing but the frames' order, and leaf first is the order
+    /// a stack is hashed and stored in.
+    #[inline(always)]
+    fn walk_leaf_first(&mut self, stack: &[u32], stamp: u32, v: &[i64]) -> u32 {
+        let (loc_start, loc_nodes) = (self.loc_start, self.loc_nodes);
+        // Validated and resolved: location positions. Every location has at least one node.
+        let Some(&first) = stack.first() else { return u32::MAX };
+        let leaf = loc_nodes[loc_start[first as usize] as usize];
+        for &li in stack {
+            let li = li as usize;
+            let one = self.loc_one[li];
+            if one != u32::MAX {
+                // The common case: a location of one node (no inlined frames).
+                self.count_cum(one, stamp, v);
+                if self.stacks_on {
+                    self.frames.push(one);
+                }
+                continue;
+            }
+            let nodes = &loc_nodes[loc_start[li] as usize..loc_start[li + 1] as usize];
+            for &n in nodes {
+                self.count_cum(n, stamp, v);
+            }
+            if self.stacks_on {
+                self.frames.extend_from_slice(nodes);
+            }
+        }
+        leaf
+    }
+
+    /// [`Walk::walk_leaf_first`] with the inline marks: root to leaf, as pprof's graph builder
+    /// walks (its per-sample edge dedup keeps the root-most occurrence of an edge).
+    fn walk_root_first(&mut self, stack: &[u32], stamp: u32, v: &[i64]) -> u32 {
+        let (loc_start, loc_nodes) = (self.loc_start, self.loc_nodes);
+        let mut parent = u32::MAX;
+        for &li in stack.iter().rev() {
+            let li = li as usize;
+            let nodes = &loc_nodes[loc_start[li] as usize..loc_start[li + 1] as usize];
+            let last = nodes.len() - 1;
+            for (ni, &n) in nodes.iter().enumerate().rev() {
+                self.count_cum(n, stamp, v);
+                self.marks.edge(parent, n, ni != last, stamp, v);
+                parent = n;
+            }
+            if self.stacks_on {
+                self.frames.extend(nodes.iter().rev());
+            }
+        }
+        self.frames.reverse();
+        parent
     }
 
     /// Adds `v` to node `n`'s cum unless sample `stamp` already did (recursion, inlined copies).
@@ -549,21 +577,25 @@ impl Walk<'_> {
         }
     }
 
-    /// Adds the sample in `self.frames` (root first) with values `v` to its distinct stack.
+    /// Adds the sample in `self.frames` (leaf first) with values `v` to its distinct stack.
     /// (Matching samples by a hash of their node ids first, and hashing names only per distinct
     /// stack, measured no faster: most samples are distinct stacks.)
     fn add_stack(&mut self, v: &[i64]) {
         let k = self.k;
         self.hash_buf.clear();
-        for &f in self.frames.iter().rev() {
+        for &f in &self.frames {
             self.hash_buf.extend_from_slice(&self.name_hashes[f as usize].to_le_bytes());
         }
         let hash = xxh3_64(&self.hash_buf);
-        let (stacks, frames, wanted) = (&mut self.stacks, &self.frames, self.frames_wanted);
-        let ix = *self.stack_ix.entry(hash).or_insert_with(|| {
-            let kept: &[u32] = if wanted(hash) { frames } else { &[] };
-            stacks.push(hash, kept.iter().rev().copied())
-        }) as usize;
+        let stacks = &mut self.stacks;
+        let known = &stacks.hash;
+        let ix = match self.stack_ix.entry(hash, |&i| known[i as usize] == hash, |&i| known[i as usize]) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => {
+                let kept: &[u32] = if (self.frames_wanted)(hash) { &self.frames } else { &[] };
+                *e.insert(stacks.push(hash, kept.iter().copied())).get()
+            }
+        } as usize;
         add(&mut self.stacks.values[ix * k..ix * k + k], v);
     }
 }
@@ -638,7 +670,7 @@ pub fn explode_with(profile: &Profile, opts: ExplodeOptions, frames_wanted: &dyn
         loc_one: loc_start.windows(2).map(|w| if w[1] - w[0] == 1 { loc_nodes[w[0] as usize] } else { u32::MAX }).collect(),
         stacks_on: opts.stacks,
         name_hashes: &name_hashes,
-        stack_ix: HashMap::with_capacity(if opts.stacks { profile.sample_count() } else { 0 }),
+        stack_ix: HashTable::with_capacity(if opts.stacks { profile.sample_count() } else { 0 }),
         stacks: if opts.stacks {
             // Frames: one per stack entry, more where locations hold inlined lines.
             Stacks::with_capacity(k, profile.sample_count(), profile.sample_locs.len() + profile.sample_locs.len() / 4)
