@@ -40,7 +40,7 @@ DEFAULTS = {
     "max_object_bytes": 64 * MI,
     "max_inflight_bytes": 64 * MI,
     "max_decompressed_bytes": 256 * MI,
-    "batch_bytes": 32 * MI,
+    "batch_bytes": 64 * MI,
     "decode_pool_bytes": 32 * MI,
 }
 # Environment variable and flag of each setting.

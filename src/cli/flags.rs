@@ -156,7 +156,7 @@ pub struct SinkFlags {
     #[arg(long, env = "PPROFHOUSE_BATCH_ROWS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_rows: Option<usize>,
-    /// Flush when the batch holds about this many bytes [default: 33554432].
+    /// Flush when the batch holds about this many bytes [default: 67108864].
     #[arg(long, env = "PPROFHOUSE_BATCH_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_bytes: Option<usize>,
