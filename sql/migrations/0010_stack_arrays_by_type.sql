@@ -3,7 +3,7 @@
 -- in `sample_types` order), which is exactly a `stack_samples` row. The view that wrote
 -- `stack_samples` from the per-stack arrays (`st_hash`, `st_values`) ran four lambdas per sample
 -- type over every stack (`arrayMap` to pick the type's value, `arrayFilter` to drop zeros): on
--- the local engine, 2.5× the cost of this one's plain ARRAY JOIN for the same rows.
+-- the local engine, about 3× the cost of this one's plain ARRAY JOIN for the same rows.
 -- The frames go the same way: only the stacks whose frames the row carries (`frames_hash`,
 -- `frames`), where `st_hash`/`st_frames` listed every stack and the view dropped the empty ones.
 --
