@@ -90,8 +90,8 @@ fn encode(g: &Gen) -> Bytes {
     Bytes::from(p.encode_to_vec())
 }
 
-/// The naive reference: names per frame straight from the rules, sets per sample.
-fn reference(g: &Gen, t: usize) -> HashMap<Vec<u8>, (i64, i64)> {
+/// A sample's frames by name, leaf first (inlined lines innermost first), straight from the rules.
+fn reference_frames(g: &Gen, stack: &[usize]) -> Vec<Vec<u8>> {
     let name = |f: usize| -> Vec<u8> {
         let n = POOL[g.funcs[f]];
         if n.is_empty() {
@@ -100,13 +100,33 @@ fn reference(g: &Gen, t: usize) -> HashMap<Vec<u8>, (i64, i64)> {
             n.as_bytes().to_vec()
         }
     };
+    stack
+        .iter()
+        .flat_map(|&l| if g.locs[l].is_empty() { vec![b"[app]".to_vec()] } else { g.locs[l].iter().map(|&f| name(f)).collect() })
+        .collect()
+}
+
+/// The naive reference of the stacks: each distinct list of frame names (leaf first) with the
+/// summed values of the samples that have it (all-zero samples and empty stacks left out).
+fn reference_stacks(g: &Gen) -> HashMap<Vec<Vec<u8>>, [i64; 2]> {
+    let mut out: HashMap<Vec<Vec<u8>>, [i64; 2]> = HashMap::new();
+    for (stack, v1, v2) in &g.samples {
+        if stack.is_empty() || (*v1 == 0 && *v2 == 0) {
+            continue;
+        }
+        let e = out.entry(reference_frames(g, stack)).or_default();
+        e[0] += v1;
+        e[1] += v2;
+    }
+    out
+}
+
+/// The naive reference: names per frame straight from the rules, sets per sample.
+fn reference(g: &Gen, t: usize) -> HashMap<Vec<u8>, (i64, i64)> {
     let mut out: HashMap<Vec<u8>, (i64, i64)> = HashMap::new();
     for (stack, v1, v2) in &g.samples {
         let v = if t == 0 { *v1 } else { *v2 };
-        let frames: Vec<Vec<u8>> = stack
-            .iter()
-            .flat_map(|&l| if g.locs[l].is_empty() { vec![b"[app]".to_vec()] } else { g.locs[l].iter().map(|&f| name(f)).collect() })
-            .collect();
+        let frames = reference_frames(g, stack);
         if let Some(leaf) = frames.first() {
             out.entry(leaf.clone()).or_default().0 += v;
         }
@@ -140,6 +160,18 @@ proptest! {
             let stack_sum: i64 = ex.stacks.iter().map(|s| s.values[t]).sum();
             prop_assert_eq!(stack_sum, with_stack);
         }
+        // Each distinct stack: its frames by name, leaf first, with its samples' values.
+        let got: HashMap<Vec<Vec<u8>>, [i64; 2]> = ex
+            .stacks
+            .iter()
+            .map(|s| (s.frames.iter().map(|&n| ex.names[n as usize].to_vec()).collect(), [s.values[0], s.values[1]]))
+            .collect();
+        prop_assert_eq!(got.len(), ex.stacks.len(), "one stack per distinct list of frames");
+        prop_assert_eq!(got, reference_stacks(&g));
+        // The inline marks walk the other way round: nothing else may change.
+        let plain = explode(&profile, ExplodeOptions { stacks: true, inline_marks: false, ..Default::default() });
+        prop_assert_eq!((&plain.flat, &plain.cum), (&ex.flat, &ex.cum));
+        prop_assert!(plain.stacks.iter().eq(ex.stacks.iter()), "stacks differ with the inline marks on");
     }
 
     /// Stacks whose frames are not wanted keep their hash and values; nothing else changes.
