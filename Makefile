@@ -53,7 +53,7 @@ bench: bench-explode vs-pprof bench-fleet bench-pipeline bench-hostile
 # With the allocator settings the binary gives itself (src/main.rs): big buffers mmapped and
 # returned, as in the worker.
 bench-explode:
-	MALLOC_MMAP_THRESHOLD_=262144 MALLOC_TRIM_THRESHOLD_=1048576 $(CARGO) bench -p pprofhouse-transform --bench explode
+	MALLOC_MMAP_THRESHOLD_=2097152 MALLOC_TRIM_THRESHOLD_=1048576 $(CARGO) bench -p pprofhouse-transform --bench explode
 
 vs-pprof: release
 	PPROFHOUSE_BIN=$(CURDIR)/$(RELEASE_BIN) transform/benches/vs-pprof.sh 20
