@@ -473,7 +473,7 @@ struct Walk<'a> {
     stacks_on: bool,
     name_hashes: &'a [u64],
     /// The index in `stacks` of each stack, found by its hash (already an xxh3, used as the
-    /// table's hash as is). Four bytes a slot, not the twelve of a map from hash to index: this
+    /// table's hash as is). Four bytes a slot, not the sixteen of a map from hash to index: this
     /// table is probed once per sample at a random place, and a production profile's tens of
     /// thousands of stacks then fit the core's cache beside the walk's arrays.
     stack_ix: HashTable<u32>,
