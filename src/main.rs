@@ -26,9 +26,9 @@ mod worker;
 /// threshold (blocks ≥ 2 MiB are mapped and unmapped on free) and a 1 MiB trim threshold
 /// keep RSS near the live heap. 2 MiB, not lower: a production-size profile's medium blocks
 /// (its stacks' arrays, the fetched object, the explode tables: 0.2–2 MB each) then reuse
-/// freed memory instead of faulting in fresh pages every time (at 256 KiB: worker CPU per
-/// profile 12.8–13.3 → 12.1–12.2 ms, 72–74 → 83 profiles/s, peak RSS +10 to +20 MiB; the
-/// largest buffers are kept by the decode pool). Measured draining production-size profiles
+/// freed memory instead of faulting in fresh pages every time (measured against a 256 KiB
+/// threshold: worker CPU per profile 12.8–13.3 → 12.1–12.2 ms, 72–74 → 83 profiles/s, peak
+/// RSS +10 to +20 MiB; the largest buffers are kept by the decode pool). Measured draining production-size profiles
 /// at default settings (README "Memory"). `MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_`
 /// still win.
 fn tune_allocator() {
