@@ -63,9 +63,11 @@ cpu_report() { # phase, snapshot before, profiles
     wu=$(awk -F: '/User time/ {print $2}' "$work/time-$1.txt")
     ws=$(awk -F: '/System time/ {print $2}' "$work/time-$1.txt")
     w=$(echo "$wu + $ws" | bc -l)
-    printf 'CPU per profile: worker %.1f ms, ClickHouse %.1f ms, Kafka %.1f ms, S3 %.1f ms (uploads included)\n' \
+    local s3what="uploads included"
+    [[ $1 == live ]] || s3what="reads only"
+    printf 'CPU per profile: worker %.1f ms, ClickHouse %.1f ms, Kafka %.1f ms, S3 %.1f ms (%s)\n' \
         "$(echo "$w * 1000 / $3" | bc -l)" "$(echo "($ch1 - $ch0) * 1000 / $3" | bc -l)" \
-        "$(echo "($k1 - $k0) * 1000 / $3" | bc -l)" "$(echo "($s1 - $s0) * 1000 / $3" | bc -l)"
+        "$(echo "($k1 - $k0) * 1000 / $3" | bc -l)" "$(echo "($s1 - $s0) * 1000 / $3" | bc -l)" "$s3what"
 }
 
 work=$(mktemp -d)
@@ -134,8 +136,8 @@ fi
 # Phase 2, backlog: everything is enqueued first, then one worker drains it (worker throughput).
 if [[ $phases == *backlog* ]]; then
 use_topic backlog
-cpu0=$(cpu_snapshot)
 for b in $(seq "$batches"); do enqueue_batch backlog "$b"; done
+cpu0=$(cpu_snapshot) # the drain only: S3 serves reads, Kafka fetches
 group="bench-backlog-$run_id"
 start=$(date +%s.%N)
 # (the worker's default linger: this phase measures throughput, not latency)

@@ -149,6 +149,25 @@ impl Stacks {
         (self.hash.len() - 1) as u32
     }
 
+    /// Appends a stack whose frames come later ([`Stacks::frames_after`]); returns its index.
+    fn push_without_frames(&mut self, hash: u64) -> u32 {
+        self.hash.push(hash);
+        self.values.extend(std::iter::repeat_n(0, self.k));
+        (self.hash.len() - 1) as u32
+    }
+
+    /// After stacks were added with [`Stacks::push_without_frames`]: gives stack `i` the frames
+    /// `frames(i, &mut out)` appends, or none when `wanted[i]` is false.
+    fn frames_after(&mut self, wanted: &[bool], mut frames: impl FnMut(usize, &mut Vec<u32>)) {
+        debug_assert!(self.frames.is_empty() && self.frame_start == [0]);
+        for (i, &w) in wanted.iter().enumerate() {
+            if w {
+                frames(i, &mut self.frames);
+            }
+            self.frame_start.push(self.frames.len() as u32);
+        }
+    }
+
     fn shrink_to_fit(&mut self) {
         self.hash.shrink_to_fit();
         self.frame_start.shrink_to_fit();
@@ -472,14 +491,20 @@ struct Walk<'a> {
     loc_one: Vec<u32>,
     stacks_on: bool,
     name_hashes: &'a [u64],
-    /// The index in `stacks` of each stack, found by its hash (already an xxh3, used as the
-    /// table's hash as is). Four bytes a slot, not the sixteen of a map from hash to index: this
-    /// table is probed once per sample at a random place, and a production profile's tens of
-    /// thousands of stacks then fit the core's cache beside the walk's arrays.
+    /// The index in `stacks` of each stack, found by its hash. Four bytes a slot, not the
+    /// sixteen of a map from hash to index: this table is probed once per sample at a random
+    /// place, and a production profile's tens of thousands of stacks then fit the core's cache
+    /// beside the walk's arrays. Its slots are chosen by a keyed hash of the stack hash
+    /// (`stack_keys`): the stack hash is a known function of the input's names, with which a
+    /// crafted profile could put every stack in one run of slots.
     stack_ix: HashTable<u32>,
+    stack_keys: DefaultHashBuilder,
     stacks: Stacks,
-    /// Whether a new stack's frames are kept ([`explode_with`]).
-    frames_wanted: &'a dyn Fn(u64) -> bool,
+    /// Whether the frames of the stacks are asked for after the walk ([`explode_with`]): the
+    /// walk then records each new stack's first sample (`first_sample`), and the frames of the
+    /// stacks wanted are collected again from those samples.
+    defer_frames: bool,
+    first_sample: Vec<u32>,
     frames: Vec<u32>,
     hash_buf: Vec<u8>,
     marks: InlineMarks,
@@ -507,7 +532,7 @@ impl Walk<'_> {
                 add(&mut self.flat[leaf * k..leaf * k + k], v);
             }
             if self.stacks_on && !self.frames.is_empty() {
-                self.add_stack(v);
+                self.add_stack(si as u32, v);
             }
         }
     }
@@ -577,10 +602,10 @@ impl Walk<'_> {
         }
     }
 
-    /// Adds the sample in `self.frames` (leaf first) with values `v` to its distinct stack.
-    /// (Matching samples by a hash of their node ids first, and hashing names only per distinct
-    /// stack, measured no faster: most samples are distinct stacks.)
-    fn add_stack(&mut self, v: &[i64]) {
+    /// Adds sample `si`, whose frames are in `self.frames` (leaf first), with values `v` to its
+    /// distinct stack. (Matching samples by a hash of their node ids first, and hashing names
+    /// only per distinct stack, measured no faster: most samples are distinct stacks.)
+    fn add_stack(&mut self, si: u32, v: &[i64]) {
         let k = self.k;
         self.hash_buf.clear();
         for &f in &self.frames {
@@ -588,13 +613,14 @@ impl Walk<'_> {
         }
         let hash = xxh3_64(&self.hash_buf);
         let stacks = &mut self.stacks;
-        let known = &stacks.hash;
-        let ix = match self.stack_ix.entry(hash, |&i| known[i as usize] == hash, |&i| known[i as usize]) {
+        let (known, keys) = (&stacks.hash, &self.stack_keys);
+        let ix = match self.stack_ix.entry(keys.hash_one(hash), |&i| known[i as usize] == hash, |&i| keys.hash_one(known[i as usize])) {
             Entry::Occupied(e) => *e.get(),
-            Entry::Vacant(e) => {
-                let kept: &[u32] = if (self.frames_wanted)(hash) { &self.frames } else { &[] };
-                *e.insert(stacks.push(hash, kept.iter().copied())).get()
+            Entry::Vacant(e) if self.defer_frames => {
+                self.first_sample.push(si);
+                *e.insert(stacks.push_without_frames(hash)).get()
             }
+            Entry::Vacant(e) => *e.insert(stacks.push(hash, self.frames.iter().copied())).get(),
         } as usize;
         add(&mut self.stacks.values[ix * k..ix * k + k], v);
     }
@@ -602,14 +628,22 @@ impl Walk<'_> {
 
 /// Explodes a validated profile.
 pub fn explode(profile: &Profile, opts: ExplodeOptions) -> Exploded {
-    explode_with(profile, opts, &|_| true)
+    explode_inner(profile, opts, None)
 }
 
 /// [`explode`], keeping the frames only of the stacks for which `frames_wanted(hash)` is true
 /// (with [`ExplodeOptions::stacks`]): the others get their hash and values and no frames. For a
 /// sink that has already stored those stacks' frames and writes them by hash alone; the frames
 /// are the bulk of a record, so they are never built rather than dropped afterwards.
+///
+/// `frames_wanted` is asked once per distinct stack, after the walk over the samples, all in one
+/// loop: a set of known stacks far larger than the cache then has its lookups overlap, where one
+/// lookup per new stack inside the walk stalled it on each miss (a tenth of the worker's time).
 pub fn explode_with(profile: &Profile, opts: ExplodeOptions, frames_wanted: &dyn Fn(u64) -> bool) -> Exploded {
+    explode_inner(profile, opts, Some(frames_wanted))
+}
+
+fn explode_inner(profile: &Profile, opts: ExplodeOptions, frames_wanted: Option<&dyn Fn(u64) -> bool>) -> Exploded {
     let k = profile.sample_type.len();
     let n_funcs = profile.function.len();
     let mut names = Interner::with_capacity(n_funcs + 8);
@@ -671,13 +705,17 @@ pub fn explode_with(profile: &Profile, opts: ExplodeOptions, frames_wanted: &dyn
         stacks_on: opts.stacks,
         name_hashes: &name_hashes,
         stack_ix: HashTable::with_capacity(if opts.stacks { profile.sample_count() } else { 0 }),
+        stack_keys: DefaultHashBuilder::default(),
         stacks: if opts.stacks {
             // Frames: one per stack entry, more where locations hold inlined lines.
-            Stacks::with_capacity(k, profile.sample_count(), profile.sample_locs.len() + profile.sample_locs.len() / 4)
+            // (Asked after the walk, the frames are usually few: they grow as needed.)
+            let frames = if frames_wanted.is_some() { 0 } else { profile.sample_locs.len() + profile.sample_locs.len() / 4 };
+            Stacks::with_capacity(k, profile.sample_count(), frames)
         } else {
             Stacks::with_capacity(k, 0, 0)
         },
-        frames_wanted,
+        defer_frames: frames_wanted.is_some(),
+        first_sample: Vec::new(),
         frames: Vec::new(),
         hash_buf: Vec::new(),
         marks: InlineMarks::new(opts.inline_marks, n_nodes, k, &loc_start, &loc_nodes),
@@ -692,7 +730,17 @@ pub fn explode_with(profile: &Profile, opts: ExplodeOptions, frames_wanted: &dyn
         _ => walk.run::<0>(profile),
     }
     let n_samples = profile.sample_count();
-    let Walk { flat, cum, totals, mut stacks, marks, .. } = walk;
+    let Walk { flat, cum, totals, mut stacks, marks, first_sample, .. } = walk;
+    if let (Some(wanted), true) = (frames_wanted, opts.stacks) {
+        let wanted: Vec<bool> = stacks.hash.iter().map(|&h| wanted(h)).collect();
+        // The frames of a stack's first sample, leaf first, as the walk collected them.
+        stacks.frames_after(&wanted, |i, out| {
+            let si = first_sample[i] as usize;
+            for &li in &profile.sample_locs[profile.sample_loc_start[si] as usize..profile.sample_loc_start[si + 1] as usize] {
+                out.extend_from_slice(&loc_nodes[loc_start[li as usize] as usize..loc_start[li as usize + 1] as usize]);
+            }
+        });
+    }
 
     let facts = ProfileFacts {
         time_nanos: profile.time_nanos(),

@@ -176,10 +176,12 @@ proptest! {
 
     /// Stacks whose frames are not wanted keep their hash and values; nothing else changes.
     #[test]
-    fn unwanted_frames_change_nothing_but_those_frames(g in gen(), pick in any::<u64>()) {
+    fn unwanted_frames_change_nothing_but_those_frames(g in gen(), pick in any::<u64>(), inline_marks in any::<bool>()) {
         let profile = decode_protobuf(encode(&g)).unwrap();
-        let opts = ExplodeOptions { stacks: true, inline_marks: false, ..Default::default() };
+        let opts = ExplodeOptions { stacks: true, inline_marks, ..Default::default() };
         let all = explode(&profile, opts);
+        // Asked after the walk, the frames are those the walk collects.
+        prop_assert!(explode_with(&profile, opts, &|_| true).stacks.iter().eq(all.stacks.iter()));
         let wanted = |h: u64| !(h ^ pick).is_multiple_of(3);
         let some = explode_with(&profile, opts, &wanted);
         prop_assert_eq!(&some.names, &all.names);

@@ -19,6 +19,7 @@
 //! the `function_values` fan-out in our fleet benchmark. The processed-profile check is exact.)
 
 mod batch;
+mod known;
 mod record;
 mod writer;
 
@@ -27,8 +28,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use batch::{record_bytes, Batch, FlushStats};
+pub use known::KnownStacks;
 pub use record::{profile_id, Origin, ProfileRecord, SourceRef};
-pub use writer::{batch_token, existing_ids, KnownStacks, Sink, Writer, EXISTING_IDS_QUERY};
+pub use writer::{batch_token, existing_ids, Sink, Writer, EXISTING_IDS_QUERY};
 
 /// Batching and behaviour of the sink.
 #[derive(Debug, Clone, Deserialize)]

@@ -12,14 +12,15 @@
 use std::collections::HashSet;
 
 use hashbrown::HashSet as FastSet;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use clickhouse::Row;
 use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
 use super::batch::{record_bytes, Batch, FlushStats};
+use super::known::{Generations, KnownStacks};
 use super::record::ProfileRecord;
 use super::SinkConfig;
 use crate::Error;
@@ -222,72 +223,6 @@ fn ingest_row<'a>(
     }
 }
 
-/// Stack frames are re-sent at least this often (keeps `stacks.last_seen` fresh for its TTL).
-const KNOWN_STACK_TTL: Duration = Duration::from_secs(3600);
-/// Past this many remembered stacks the memory is cleared (a set of 2^17 hashes is 2 MiB).
-const KNOWN_STACK_MAX: usize = 1 << 17;
-
-/// The stacks whose frames this process wrote to `stacks` within the last hour
-/// (`KNOWN_STACK_TTL`): their later occurrences need only their hash. A fleet profiles the same
-/// binaries over and over, so after the first batches almost every stack is known; a worker
-/// explodes with [`KnownStacks::unstored`], so the frames of known stacks are never built. The
-/// frames are the bulk of a record: a batch of the same bytes then holds several times more
-/// profiles, and ClickHouse gets fewer, larger inserts.
-///
-/// Forgetting is always safe (the frames are sent again); remembering happens only after an
-/// insert carrying them succeeded.
-#[derive(Default)]
-pub struct KnownStacks(RwLock<Arc<Generations>>);
-
-/// Known stack hashes in two generations: a stack is known while it is in either. New ones go
-/// into `current`; every half TTL `current` becomes `previous` (and the old `previous` is
-/// forgotten), so a stack's frames are written again between half a TTL and a TTL after they
-/// last were. Plain hash sets: a lookup is one probe of 8-byte keys (explode asks for every
-/// distinct stack of every profile), with no clock read per stack.
-#[derive(Clone, Default)]
-struct Generations {
-    current: FastSet<u64>,
-    previous: FastSet<u64>,
-    since: Option<Instant>,
-}
-
-impl Generations {
-    fn contains(&self, h: u64) -> bool {
-        self.current.contains(&h) || self.previous.contains(&h)
-    }
-}
-
-impl KnownStacks {
-    /// The stacks known now: a snapshot, so no lock is held while it is read (an explode takes
-    /// milliseconds; [`KnownStacks::remember`] copies the sets if a snapshot is still in use).
-    fn snapshot(&self) -> Arc<Generations> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Calls `f` with "are this stack's frames still needed?" (false for stacks stored
-    /// recently), answered from one snapshot: for [`explode_with`]'s `frames_wanted`.
-    ///
-    /// [`explode_with`]: pprofhouse_transform::explode_with
-    pub fn unstored<R>(&self, f: impl FnOnce(&dyn Fn(u64) -> bool) -> R) -> R {
-        let known = self.snapshot();
-        f(&|h| !known.contains(h))
-    }
-
-    /// Remembers `hashes` as written at `now` (an insert carrying their frames succeeded).
-    fn remember(&self, hashes: impl Iterator<Item = u64>, now: Instant) {
-        let mut guard = self.0.write().unwrap_or_else(|e| e.into_inner());
-        let g = Arc::make_mut(&mut guard);
-        let age = now.saturating_duration_since(*g.since.get_or_insert(now));
-        if age >= KNOWN_STACK_TTL || g.current.len() + g.previous.len() > KNOWN_STACK_MAX {
-            *g = Generations { since: Some(now), ..Default::default() };
-        } else if age >= KNOWN_STACK_TTL / 2 {
-            g.previous = std::mem::take(&mut g.current);
-            g.since = Some(now);
-        }
-        g.current.extend(hashes);
-    }
-}
-
 /// Writes batches to ClickHouse: the processed-profile check, then one INSERT.
 pub struct Writer {
     client: clickhouse::Client,
@@ -477,36 +412,4 @@ pub async fn existing_ids(client: &clickhouse::Client, ids: impl Iterator<Item =
         out.extend(found.iter().filter_map(|s| Uuid::parse_str(s).ok()));
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn known_stacks_are_forgotten_between_half_a_ttl_and_a_ttl_after_they_were_written() {
-        let k = KnownStacks::default();
-        let unstored = |h| k.unstored(|wanted| wanted(h));
-        let t0 = Instant::now();
-        assert!(unstored(1));
-        k.remember([1, 2].into_iter(), t0);
-        assert!(!unstored(1) && !unstored(2) && unstored(3));
-        // Half a TTL later the first generation retires, still known.
-        k.remember([3].into_iter(), t0 + KNOWN_STACK_TTL / 2);
-        assert!(!unstored(1) && !unstored(3));
-        // Another half later it is forgotten (its frames are written again); the second is not.
-        k.remember([4].into_iter(), t0 + KNOWN_STACK_TTL);
-        assert!(unstored(1) && unstored(2) && !unstored(3) && !unstored(4));
-        // After a whole TTL without an insert, everything is forgotten at once.
-        k.remember([5].into_iter(), t0 + 3 * KNOWN_STACK_TTL);
-        assert!(unstored(3) && unstored(4) && !unstored(5));
-        // A snapshot in use is not changed by a later insert.
-        let snap = k.snapshot();
-        k.remember([6].into_iter(), t0 + 3 * KNOWN_STACK_TTL);
-        assert!(!snap.contains(6) && !unstored(6));
-        // Past the size bound the memory starts over.
-        k.remember(0..KNOWN_STACK_MAX as u64 + 10, t0 + 3 * KNOWN_STACK_TTL);
-        k.remember([7].into_iter(), t0 + 3 * KNOWN_STACK_TTL);
-        assert!(unstored(5) && !unstored(7));
-    }
 }
