@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pprofhouse_transform::pprof::{decode, decode_protobuf, decode_reusing, inflate, DecodeBuffers, Limits};
-use pprofhouse_transform::{explode, ExplodeOptions};
+use pprofhouse_transform::{explode, explode_with, ExplodeOptions};
 
 /// The shared fixtures, or every profile in `$BENCH_PROFILES` (a directory of production-size
 /// profiles, e.g. made with the Go workload) when it is set.
@@ -70,6 +70,23 @@ fn per_file(c: &mut Criterion) {
             b.iter(|| {
                 let p = decode_reusing(d.clone(), &limits, &mut bufs).unwrap();
                 let x = explode(&p, ExplodeOptions { stacks: true, inline_marks: false, ..Default::default() });
+                p.recycle(&mut bufs);
+                x
+            })
+        });
+        // As the worker explodes once the fleet's stacks are known: frames asked for after the
+        // walk, none wanted.
+        let known: std::collections::HashSet<u64> =
+            explode(&decode_protobuf(pb.clone()).unwrap(), ExplodeOptions { stacks: true, ..Default::default() })
+                .stacks
+                .hash
+                .into_iter()
+                .collect();
+        g.bench_with_input(BenchmarkId::new("reusing/inflate+decode+explode+stacks(known)", &name), &data, |b, d| {
+            b.iter(|| {
+                let p = decode_reusing(d.clone(), &limits, &mut bufs).unwrap();
+                let x =
+                    explode_with(&p, ExplodeOptions { stacks: true, inline_marks: false, ..Default::default() }, &|h| !known.contains(&h));
                 p.recycle(&mut bufs);
                 x
             })

@@ -607,9 +607,12 @@ impl Walk<'_> {
     /// only per distinct stack, measured no faster: most samples are distinct stacks.)
     fn add_stack(&mut self, si: u32, v: &[i64]) {
         let k = self.k;
+        // Sized first, then filled: a push per frame kept the buffer's length in memory, one
+        // store and reload per frame.
         self.hash_buf.clear();
-        for &f in &self.frames {
-            self.hash_buf.extend_from_slice(&self.name_hashes[f as usize].to_le_bytes());
+        self.hash_buf.resize(self.frames.len() * 8, 0);
+        for (to, &f) in self.hash_buf.chunks_exact_mut(8).zip(&self.frames) {
+            to.copy_from_slice(&self.name_hashes[f as usize].to_le_bytes());
         }
         let hash = xxh3_64(&self.hash_buf);
         let stacks = &mut self.stacks;
