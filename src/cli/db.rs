@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Args;
 use pprofhouse_message::{LayoutKind, ProfileMeta};
-use pprofhouse_sql::query::{self, TopQuery, Window};
+use pprofhouse_sql::query::{self, TopQuery};
 use pprofhouse_sql::sink::{Batch, FlushStats, Origin, ProfileRecord, Writer};
 use pprofhouse_sql::{RenderOptions, Retention};
 use pprofhouse_transform::explode::sort_rows;
@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::files::{TopArgs, TopFormat};
 use super::flags::{ClickHouseFlags, LimitFlags, RetentionFlags, SinkFlags};
 use super::settings::Settings;
-use super::{parse_label, parse_time, runtime, ProfileArgs};
+use super::{now_ms, runtime, ProfileArgs, SelectionFlags};
 
 #[derive(Debug, Args, Serialize)]
 pub struct MigrateArgs {
@@ -169,18 +169,8 @@ pub struct TopDbArgs {
     /// Window ending now, e.g. `24h`, `7d`.
     #[arg(long, value_parser = humantime::parse_duration, conflicts_with_all = ["from", "to"])]
     pub since: Option<std::time::Duration>,
-    /// Window start (RFC 3339).
-    #[arg(long, value_parser = parse_time, requires = "to")]
-    pub from: Option<i64>,
-    /// Window end, exclusive (RFC 3339).
-    #[arg(long, value_parser = parse_time, requires = "from")]
-    pub to: Option<i64>,
-    /// Only this service.
-    #[arg(long)]
-    pub service: Option<String>,
-    /// Only profiles with label `k=v` (repeatable; all must match).
-    #[arg(long = "label", value_parser = parse_label)]
-    pub labels: Vec<(String, String)>,
+    #[command(flatten)]
+    pub select: SelectionFlags,
     #[command(flatten)]
     pub clickhouse: ClickHouseFlags,
 }
@@ -197,15 +187,8 @@ pub fn top(args: TopArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let Some(profile_type) = db.profile_type.clone() else {
         bail!("give FILEs, or --type T with --since D or --from/--to to query ClickHouse");
     };
-    let window = match (db.since, db.from, db.to) {
-        (Some(d), _, _) => {
-            let now = time::OffsetDateTime::now_utc();
-            let to = (now.unix_timestamp_nanos() / 1_000_000) as i64 + 1;
-            Window { from_ms: to - d.as_millis() as i64, to_ms: to }
-        }
-        (None, Some(from), Some(to)) => Window { from_ms: from, to_ms: to },
-        _ => bail!("--type needs a window: --since D or --from T --to T"),
-    };
+    // (Ending just after now: a profile stored this millisecond counts.)
+    let window = db.select.window(db.since, now_ms() + 1).context("--type")?;
     let rt = runtime()?;
     let client = s.clickhouse.client();
     let sample_type = match &args.sample_type {
@@ -218,8 +201,8 @@ pub fn top(args: TopArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         profile_type,
         sample_type: sample_type.clone(),
         window,
-        service: db.service.clone(),
-        labels: db.labels.clone(),
+        service: db.select.service.clone(),
+        labels: db.select.labels.clone(),
         by_cum: args.cum,
         limit: u32::try_from(args.n).unwrap_or(u32::MAX),
         source: None,

@@ -8,13 +8,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Args;
 use pprofhouse_sql::query::merge::{merged_profile, MergeQuery};
-use pprofhouse_sql::query::Window;
 use pprofhouse_transform::pprof::encode::encode_gzip;
 use serde::Serialize;
 
 use super::flags::ClickHouseFlags;
 use super::settings::Settings;
-use super::{parse_label, parse_time, runtime};
+use super::{now_ms, runtime, SelectionFlags};
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
@@ -24,18 +23,8 @@ pub struct MergeArgs {
     /// Window ending now, e.g. `24h`, `7d`.
     #[arg(long, value_parser = humantime::parse_duration, conflicts_with_all = ["from", "to"], required_unless_present = "from")]
     pub since: Option<std::time::Duration>,
-    /// Window start (RFC 3339).
-    #[arg(long, value_parser = parse_time, requires = "to")]
-    pub from: Option<i64>,
-    /// Window end, exclusive (RFC 3339).
-    #[arg(long, value_parser = parse_time, requires = "from")]
-    pub to: Option<i64>,
-    /// Only this service.
-    #[arg(long)]
-    pub service: Option<String>,
-    /// Only profiles with label `k=v` (repeatable; all must match).
-    #[arg(long = "label", value_parser = parse_label)]
-    pub labels: Vec<(String, String)>,
+    #[command(flatten)]
+    pub select: SelectionFlags,
     /// Most distinct stacks the merged profile may hold (more: an error asking for a narrower
     /// selection).
     #[arg(long, env = "PPROFHOUSE_MAX_MERGE_STACKS", default_value_t = 5_000_000)]
@@ -52,25 +41,13 @@ struct MergeSettings<'a> {
     clickhouse: &'a ClickHouseFlags,
 }
 
-/// `--since D` (ending now) or `--from`/`--to`.
-pub fn window(since: Option<std::time::Duration>, from: Option<i64>, to: Option<i64>) -> anyhow::Result<Window> {
-    match (since, from, to) {
-        (Some(d), _, _) => {
-            let to = chrono::Utc::now().timestamp_millis() + 1;
-            Ok(Window { from_ms: to - d.as_millis() as i64, to_ms: to })
-        }
-        (None, Some(from), Some(to)) => Ok(Window { from_ms: from, to_ms: to }),
-        _ => bail!("a window is needed: --since D or --from T --to T"),
-    }
-}
-
 pub fn merge(a: MergeArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let s = Settings::load(config, &MergeSettings { clickhouse: &a.clickhouse })?;
     let q = MergeQuery {
         profile_type: a.profile_type.clone(),
-        window: window(a.since, a.from, a.to)?,
-        service: a.service.clone(),
-        labels: a.labels.clone(),
+        window: a.select.window(a.since, now_ms() + 1)?,
+        service: a.select.service.clone(),
+        labels: a.select.labels.clone(),
         max_stacks: a.max_stacks,
     };
     let parts = runtime()?.block_on(merged_profile(&s.clickhouse.client(), &q))?;

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
+use pprofhouse_sql::query::Window;
 
 pub use ingest::{invoked_as_bootstrap, run_bootstrap};
 
@@ -176,6 +177,45 @@ pub struct ProfileArgs {
     pub time: Option<i64>,
 }
 
+/// Which stored profiles a ClickHouse command reads (`top --type`, `merge`, `report`): the
+/// window's bounds, one service, labels. Each command adds its own `--since` (optional for
+/// `top`, needed without `--from` for `merge`, 24 hours by default for `report`).
+#[derive(Debug, Args)]
+pub struct SelectionFlags {
+    /// Window start (RFC 3339).
+    #[arg(long, value_parser = parse_time, requires = "to")]
+    pub from: Option<i64>,
+    /// Window end, exclusive (RFC 3339).
+    #[arg(long, value_parser = parse_time, requires = "from")]
+    pub to: Option<i64>,
+    /// Only this service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Only profiles with label `k=v` (repeatable; all must match).
+    #[arg(long = "label", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+}
+
+impl SelectionFlags {
+    /// The window: `--from`/`--to`, else `since` ending at `end_ms` (exclusive).
+    pub fn window(&self, since: Option<std::time::Duration>, end_ms: i64) -> anyhow::Result<Window> {
+        let w = match (self.from, self.to, since) {
+            (Some(from), Some(to), _) => Window { from_ms: from, to_ms: to },
+            (_, _, Some(d)) => Window { from_ms: end_ms - d.as_millis() as i64, to_ms: end_ms },
+            _ => anyhow::bail!("a window is needed: --since D or --from T --to T"),
+        };
+        if w.to_ms <= w.from_ms {
+            anyhow::bail!("the window is empty: --to must be after --from");
+        }
+        Ok(w)
+    }
+}
+
+/// Now, in ms since the epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 /// `k=v`.
 pub fn parse_label(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
@@ -202,6 +242,19 @@ mod tests {
             Ok(cli) => format!("{cli:?}"),
             Err(e) => format!("{:?}: {}", e.kind(), e.render()),
         }
+    }
+
+    #[test]
+    fn a_selection_window_is_its_bounds_or_since_before_the_end_and_never_empty() {
+        let sel = |from, to| SelectionFlags { from, to, service: None, labels: vec![] };
+        let day = std::time::Duration::from_secs(86_400);
+        // --from/--to win over a since (report's has a default).
+        assert_eq!(sel(Some(5), Some(9)).window(Some(day), 1_000).unwrap(), Window { from_ms: 5, to_ms: 9 });
+        assert_eq!(sel(None, None).window(Some(day), 100_000_000).unwrap(), Window { from_ms: 13_600_000, to_ms: 100_000_000 });
+        let err = |from, to, since| sel(from, to).window(since, 1_000).unwrap_err().to_string();
+        assert!(err(None, None, None).contains("a window is needed"));
+        assert!(err(Some(9), Some(9), None).contains("the window is empty"));
+        assert!(err(Some(9), Some(5), Some(day)).contains("the window is empty"));
     }
 
     #[test]

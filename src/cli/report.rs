@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::flags::{ClickHouseFlags, ReportFlags, S3Flags};
 use super::settings::Settings;
-use super::{parse_label, parse_time, runtime};
+use super::{now_ms, parse_time, runtime, SelectionFlags};
 use crate::report::deliver::{deliver, Destination};
 use crate::report::render::Format;
 use crate::report::{compute, ReportConfig};
@@ -29,24 +29,14 @@ pub struct ReportArgs {
     /// same length just before it.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "24h", conflicts_with_all = ["from", "to"])]
     pub since: Duration,
-    /// Window start (RFC 3339).
-    #[arg(long, value_parser = parse_time, requires = "to")]
-    pub from: Option<i64>,
-    /// Window end, exclusive (RFC 3339).
-    #[arg(long, value_parser = parse_time, requires = "from")]
-    pub to: Option<i64>,
+    #[command(flatten)]
+    pub select: SelectionFlags,
     /// Baseline start (RFC 3339) [default: the window's length before the window].
     #[arg(long, value_parser = parse_time, requires = "baseline_to")]
     pub baseline_from: Option<i64>,
     /// Baseline end, exclusive (RFC 3339).
     #[arg(long, value_parser = parse_time, requires = "baseline_from")]
     pub baseline_to: Option<i64>,
-    /// Only this service.
-    #[arg(long)]
-    pub service: Option<String>,
-    /// Only profiles with label `k=v` (repeatable; all must match).
-    #[arg(long = "label", value_parser = parse_label)]
-    pub labels: Vec<(String, String)>,
     /// Functions in the top table.
     #[arg(short = 'n', default_value_t = 10)]
     pub n: usize,
@@ -87,19 +77,9 @@ pub struct ReportSettingsFlags {
     pub report: ReportFlags,
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// The window and baseline of one run at `now`.
 fn windows(a: &ReportArgs, now: i64) -> anyhow::Result<(Window, Window)> {
-    let window = match (a.from, a.to) {
-        (Some(from), Some(to)) => Window { from_ms: from, to_ms: to },
-        _ => Window { from_ms: now - a.since.as_millis() as i64, to_ms: now },
-    };
-    if window.to_ms <= window.from_ms {
-        bail!("the window is empty: --to must be after --from");
-    }
+    let window = a.select.window(Some(a.since), now)?;
     let len = window.to_ms - window.from_ms;
     let baseline = match (a.baseline_from, a.baseline_to) {
         (Some(from), Some(to)) => Window { from_ms: from, to_ms: to },
@@ -129,8 +109,8 @@ pub fn report(a: ReportArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> 
             sample_type: a.sample_type.clone(),
             window,
             baseline,
-            service: a.service.clone(),
-            labels: a.labels.clone(),
+            service: a.select.service.clone(),
+            labels: a.select.labels.clone(),
             limit: a.n,
             by_cum: a.cum,
             settings: s.report.clone(),

@@ -153,14 +153,15 @@ impl LocalKafka {
     }
 
     /// Read every message currently in a topic: all partitions from the beginning, with a plain
-    /// assigned consumer (no group), until nothing more arrives for a second.
+    /// assigned consumer (it commits nothing), until nothing more arrives for a second.
     pub fn read_all(&self, topic: &str) -> anyhow::Result<Vec<Record>> {
-        let c: BaseConsumer = self
-            .client_config()
-            .set("group.id", "pprofhouse-tests-reader")
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "100")
-            .create()?;
+        self.read_all_as(topic, "pprofhouse-tests-reader")
+    }
+
+    /// [`LocalKafka::read_all`] under `group.id` `group`.
+    pub fn read_all_as(&self, topic: &str, group: &str) -> anyhow::Result<Vec<Record>> {
+        let c: BaseConsumer =
+            self.client_config().set("group.id", group).set("enable.auto.commit", "false").set("fetch.wait.max.ms", "100").create()?;
         let md = c.fetch_metadata(Some(topic), Duration::from_secs(5))?;
         let t = md.topics().first().context("no topic metadata")?;
         if t.partitions().is_empty() {

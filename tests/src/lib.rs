@@ -13,3 +13,4 @@ pub mod pipeline;
 pub mod pprof;
 pub mod s3;
 pub mod serve;
+pub mod store;

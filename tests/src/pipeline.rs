@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use pprofhouse_message::{object_created_event, CreatedObject};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::clickhouse::LocalClickHouse;
@@ -335,61 +334,12 @@ impl Pipeline {
         self.read_topic(DLQ)
     }
 
-    /// Every message currently in `topic`: all partitions from the beginning with a plain
-    /// assigned consumer *without* a `group.id` (unlike [`LocalKafka::read_all`]: on tansu 0.6,
-    /// a consumer of another group reading while a worker's group has a dead member left the
-    /// next worker's JoinGroup unanswered for minutes), until nothing arrives for a second.
+    /// Every message currently in `topic` ([`LocalKafka::read_all`]), read under a group of its
+    /// own each time: on tansu 0.6, a consumer of another shared group reading while a worker's
+    /// group has a dead member left the next worker's JoinGroup unanswered for minutes.
     pub fn read_topic(&self, topic: &str) -> Result<Vec<Record>> {
         let group = format!("pprofhouse-tests-reader-{}-{}", std::process::id(), self.seq.fetch_add(1, Ordering::Relaxed));
-        let c: BaseConsumer = self
-            .kafka
-            .client_config()
-            .set("group.id", &group)
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "100")
-            .create()?;
-        let md = c.fetch_metadata(Some(topic), Duration::from_secs(5))?;
-        let t = md.topics().first().context("no topic metadata")?;
-        if t.partitions().is_empty() {
-            bail!("topic {topic} has no partitions (does it exist?)");
-        }
-        let mut tpl = TopicPartitionList::new();
-        for p in t.partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-        }
-        c.assign(&tpl)?;
-        let mut out = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut last = Instant::now();
-        while last.elapsed() < Duration::from_secs(1) {
-            if Instant::now() > deadline {
-                bail!("{topic}: still reading after 60 s ({} messages)", out.len());
-            }
-            match c.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) => {
-                    let headers = m
-                        .headers()
-                        .map(|h| {
-                            h.iter()
-                                .map(|x| (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned()))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    out.push(Record {
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                        payload: m.payload().unwrap_or_default().to_vec(),
-                        headers,
-                    });
-                    last = Instant::now();
-                }
-                Some(Err(e)) => bail!("consume {topic}: {e}"),
-                None => {}
-            }
-        }
-        out.sort_by_key(|r| (r.partition, r.offset));
-        Ok(out)
+        self.kafka.read_all_as(topic, &group)
     }
 
     /// Every dead letter, parsed (a payload that is not JSON is an error).

@@ -3,11 +3,10 @@
 //! services, the merged profile read by `go tool pprof` and compared, for every sample type,
 //! with `go tool pprof` merging the source files itself. Needs `go` on PATH.
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
-use pprofhouse_tests::clickhouse::LocalClickHouse;
-use pprofhouse_tests::paths::{fixtures, pprofhouse_bin};
+use pprofhouse_tests::paths::fixtures;
 use pprofhouse_tests::pprof::go_pprof_top;
+use pprofhouse_tests::store::{iso, CliStore};
 use pprofhouse_transform::pprof::{decode, Limits};
 use pprofhouse_transform::{explode, ExplodeOptions};
 
@@ -19,51 +18,24 @@ fn t0() -> i64 {
     now - now % DAY - 3 * DAY
 }
 
-fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339()
-}
+/// The store, with merge's own helpers.
+struct Store(CliStore);
 
-struct Store {
-    ch: LocalClickHouse,
-    dir: tempfile::TempDir,
+impl std::ops::Deref for Store {
+    type Target = CliStore;
+    fn deref(&self) -> &CliStore {
+        &self.0
+    }
 }
 
 impl Store {
     fn start() -> Store {
-        let s = Store {
-            ch: LocalClickHouse::start().expect("start the local ClickHouse (infra/local/install clickhouse)"),
-            dir: tempfile::tempdir().unwrap(),
-        };
-        s.run(&["migrate"]);
-        s
+        Store(CliStore::start())
     }
 
-    fn output(&self, args: &[&str]) -> Output {
-        Command::new(pprofhouse_bin())
-            .args(args)
-            .env("PPROFHOUSE_CLICKHOUSE_URL", self.ch.url())
-            .env("PPROFHOUSE_CLICKHOUSE_DATABASE", "pprofhouse")
-            .env("PPROFHOUSE_CLICKHOUSE_COMPRESSION", "none")
-            .env("PPROFHOUSE_CLICKHOUSE_USER", "default")
-            .output()
-            .unwrap()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let out = self.output(args);
-        assert!(out.status.success(), "pprofhouse {args:?}: {}\n{}", String::from_utf8_lossy(&out.stderr), self.ch.log_tail(20));
-        out
-    }
-
-    fn load(&self, service: &str, ptype: &str, ms: i64, labels: &[&str], file: &str) {
-        let time = iso(ms);
-        let path = fixtures().join(file).display().to_string();
-        let mut args = vec!["load", "--service", service, "--type", ptype, "--time", &time];
-        for l in labels {
-            args.extend(["--label", l]);
-        }
-        args.push(&path);
-        self.run(&args);
+    /// One fixture `file` loaded as `service`'s `ptype` profile at `ms` with `labels`.
+    fn load_one(&self, service: &str, ptype: &str, ms: i64, labels: &[&str], file: &str) {
+        self.load(service, ptype, Some(ms), labels, &[fixtures().join(file)]);
     }
 
     /// `pprofhouse merge ARGS -o <new file>`; the file.
@@ -90,11 +62,11 @@ fn merged_profiles_read_by_pprof_equal_pprof_merging_the_files() {
     let T0 = t0();
     let s = Store::start();
     let heap = ["go-workload-heap.pb.gz", "go-heap-2021.pb.gz", "go-workload-allocs.pb.gz"];
-    s.load("checkout", "heap", T0 + HOUR, &["version=1.2"], heap[0]);
-    s.load("search", "heap", T0 + 2 * HOUR, &["version=1.3"], heap[1]);
-    s.load("ads", "heap", T0 + 3 * HOUR, &["version=1.3"], heap[2]);
-    s.load("checkout", "cpu", T0 + HOUR, &[], "go-workload-cpu.pb.gz");
-    s.load("search", "cpu", T0 + 2 * HOUR, &[], "go-cpu-labels.pb.gz");
+    s.load_one("checkout", "heap", T0 + HOUR, &["version=1.2"], heap[0]);
+    s.load_one("search", "heap", T0 + 2 * HOUR, &["version=1.3"], heap[1]);
+    s.load_one("ads", "heap", T0 + 3 * HOUR, &["version=1.3"], heap[2]);
+    s.load_one("checkout", "cpu", T0 + HOUR, &[], "go-workload-cpu.pb.gz");
+    s.load_one("search", "cpu", T0 + 2 * HOUR, &[], "go-cpu-labels.pb.gz");
     let (from, to) = (iso(T0), iso(T0 + DAY));
     let window = ["--from", from.as_str(), "--to", to.as_str()];
 
@@ -151,7 +123,7 @@ fn merged_profiles_read_by_pprof_equal_pprof_merging_the_files() {
     .enumerate()
     {
         let ptype = format!("other{i}");
-        s.load("svc", &ptype, T0 + HOUR, &[], file);
+        s.load_one("svc", &ptype, T0 + HOUR, &[], file);
         let mut args = vec!["--type", ptype.as_str()];
         args.extend(window);
         let merged = s.merge(&format!("{ptype}.pb.gz"), &args);
@@ -182,8 +154,8 @@ fn merged_profiles_read_by_pprof_equal_pprof_merging_the_files() {
 
     // Profiles whose sample types differ (pprof refuses them): the union, each type's values
     // from the profiles that have it.
-    s.load("h", "mixed", T0 + HOUR, &[], "go-workload-heap.pb.gz");
-    s.load("g", "mixed", T0 + 2 * HOUR, &[], "go-workload-goroutine.pb.gz");
+    s.load_one("h", "mixed", T0 + HOUR, &[], "go-workload-heap.pb.gz");
+    s.load_one("g", "mixed", T0 + 2 * HOUR, &[], "go-workload-goroutine.pb.gz");
     let mut mixed = vec!["--type", "mixed"];
     mixed.extend(window);
     let merged = s.merge("mixed.pb.gz", &mixed);

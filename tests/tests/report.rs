@@ -6,17 +6,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pprofhouse_sql::query::{self, PairQuery, Source, TopQuery, Window};
-use pprofhouse_tests::clickhouse::LocalClickHouse;
 use pprofhouse_tests::hostile::gzip;
 use pprofhouse_tests::oracle::parse_oracle;
 use pprofhouse_tests::paths::{fixtures, pprofhouse_bin};
 use pprofhouse_tests::s3::LocalS3;
+use pprofhouse_tests::store::{iso, CliStore};
 use pprofhouse_transform::pprof::proto;
 use serde_json::Value;
 
@@ -31,61 +31,27 @@ fn t0() -> i64 {
     now - now % DAY - 6 * DAY
 }
 
-fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+/// The store, with report's own helpers.
+struct Store(CliStore);
 
-struct Store {
-    ch: LocalClickHouse,
-    dir: tempfile::TempDir,
+impl std::ops::Deref for Store {
+    type Target = CliStore;
+    fn deref(&self) -> &CliStore {
+        &self.0
+    }
 }
 
 impl Store {
     fn start() -> Store {
-        let s = Store {
-            ch: LocalClickHouse::start().expect("start the local ClickHouse (infra/local/install clickhouse)"),
-            dir: tempfile::tempdir().unwrap(),
-        };
-        s.run(&["migrate"], &[]);
-        s
+        Store(CliStore::start())
     }
 
-    fn env(&self) -> Vec<(String, String)> {
-        vec![
-            ("PPROFHOUSE_CLICKHOUSE_URL".into(), self.ch.url()),
-            ("PPROFHOUSE_CLICKHOUSE_DATABASE".into(), "pprofhouse".into()),
-            ("PPROFHOUSE_CLICKHOUSE_COMPRESSION".into(), "none".into()),
-            ("PPROFHOUSE_CLICKHOUSE_USER".into(), "default".into()),
-        ]
-    }
-
-    fn output(&self, args: &[&str], env: &[(String, String)]) -> Output {
-        Command::new(pprofhouse_bin()).args(args).envs(self.env()).envs(env.iter().cloned()).output().unwrap()
-    }
-
-    fn run(&self, args: &[&str], env: &[(String, String)]) -> Output {
-        let out = self.output(args, env);
-        assert!(out.status.success(), "pprofhouse {args:?}: {}\n{}", String::from_utf8_lossy(&out.stderr), self.ch.log_tail(20));
-        out
-    }
-
-    fn load(&self, service: &str, time: Option<i64>, files: &[PathBuf]) {
-        self.load_type(service, "cpu", time, files)
-    }
-
-    fn load_type(&self, service: &str, ptype: &str, time: Option<i64>, files: &[PathBuf]) {
-        let at = time.map(iso);
-        let mut args = vec!["load", "--service", service, "--type", ptype];
-        if let Some(at) = &at {
-            args.extend(["--time", at.as_str()]);
-        }
-        let paths: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-        args.extend(paths.iter().map(String::as_str));
-        self.run(&args, &[]);
+    fn load_cpu(&self, service: &str, time: Option<i64>, files: &[PathBuf]) {
+        self.load(service, "cpu", time, &[], files);
     }
 
     fn report(&self, window: Window, baseline: Window, extra: &[&str]) -> Vec<u8> {
-        self.run(&self.report_args(window, baseline, extra).iter().map(String::as_str).collect::<Vec<_>>(), &[]).stdout
+        self.run(&self.report_args(window, baseline, extra).iter().map(String::as_str).collect::<Vec<_>>()).stdout
     }
 
     fn report_args(&self, window: Window, baseline: Window, extra: &[&str]) -> Vec<String> {
@@ -143,11 +109,11 @@ fn report_numbers_equal_sql_and_the_pprof_oracles() {
     let s = Store::start();
     let window = Window { from_ms: t0 + DAY, to_ms: t0 + 2 * DAY };
     let baseline = Window { from_ms: t0, to_ms: t0 + DAY };
-    s.load("checkout", Some(t0 + DAY + 3 * HOUR), &[fixtures().join("go-workload-cpu.pb.gz")]);
-    s.load("search", Some(t0 + DAY + 5 * HOUR), &[fixtures().join("go-cpu-labels.pb.gz")]);
-    s.load("checkout", Some(t0 + 7 * HOUR), &[fixtures().join("go-workload-cpu.pb.gz")]);
+    s.load_cpu("checkout", Some(t0 + DAY + 3 * HOUR), &[fixtures().join("go-workload-cpu.pb.gz")]);
+    s.load_cpu("search", Some(t0 + DAY + 5 * HOUR), &[fixtures().join("go-cpu-labels.pb.gz")]);
+    s.load_cpu("checkout", Some(t0 + 7 * HOUR), &[fixtures().join("go-workload-cpu.pb.gz")]);
     let rt = rt();
-    let client = s.ch.client().with_database("pprofhouse");
+    let client = s.client();
     for st in ["cpu/nanoseconds", "samples/count"] {
         let r = s.json(window, baseline, &["--sample-type", st, "-n", "100000"]);
         // Flat and cum: the oracles of the window's files merged; the baseline's: its file's.
@@ -227,14 +193,14 @@ fn report_numbers_equal_sql_and_the_pprof_oracles() {
         }
     }
     // Heap: no samples/count, so the test's counts are value shares × the profiles' samples.
-    s.load_type("checkout", "heap", Some(t0 + DAY + 3 * HOUR), &[fixtures().join("go-workload-heap.pb.gz")]);
-    s.load_type("search", "heap", Some(t0 + DAY + 4 * HOUR), &[fixtures().join("go-heap-2021.pb.gz")]);
-    s.load_type("checkout", "heap", Some(t0 + 3 * HOUR), &[fixtures().join("go-workload-heap.pb.gz")]);
+    s.load("checkout", "heap", Some(t0 + DAY + 3 * HOUR), &[], &[fixtures().join("go-workload-heap.pb.gz")]);
+    s.load("search", "heap", Some(t0 + DAY + 4 * HOUR), &[], &[fixtures().join("go-heap-2021.pb.gz")]);
+    s.load("checkout", "heap", Some(t0 + 3 * HOUR), &[], &[fixtures().join("go-workload-heap.pb.gz")]);
     for st in ["inuse_space/bytes", "alloc_objects/count"] {
         let args = s.report_args(window, baseline, &["--type", "heap", "--sample-type", st, "-n", "100000", "--format", "json"]);
         let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
         args.splice(1..3, []); // drop the default --type cpu
-        let r: Value = serde_json::from_slice(&s.run(&args, &[]).stdout).unwrap();
+        let r: Value = serde_json::from_slice(&s.run(&args).stdout).unwrap();
         assert_eq!(functions(&r), oracle(&["go-workload-heap.pb.gz", "go-heap-2021.pb.gz"], st), "{st}");
         assert_eq!(r["significance"]["basis"], "sample_count");
         assert!(r["significance"]["samples"].as_u64().unwrap() > 0);
@@ -353,7 +319,7 @@ fn load_day(s: &Store, day: i64, seed: u64, slower: Option<(&str, &str, f64)>) -
                 *flat.entry(l.0.to_string()).or_default() += c * PERIOD_NS;
             }
         }
-        s.load(service, None, &files);
+        s.load_cpu(service, None, &files);
     }
     flat.retain(|_, v| *v != 0);
     flat
@@ -427,8 +393,8 @@ fn html_report_renders_in_headless_chromium() {
     assert!(chromium.exists(), "/usr/bin/chromium is missing: install it (infra/local/install chromium, or apt-get install chromium)");
     let t0 = t0();
     let s = Store::start();
-    s.load("checkout", Some(t0 + DAY + 3 * HOUR), &[fixtures().join("go-workload-cpu.pb.gz")]);
-    s.load("checkout", Some(t0 + 3 * HOUR), &[fixtures().join("go-cpu-labels.pb.gz")]);
+    s.load_cpu("checkout", Some(t0 + DAY + 3 * HOUR), &[fixtures().join("go-workload-cpu.pb.gz")]);
+    s.load_cpu("checkout", Some(t0 + 3 * HOUR), &[fixtures().join("go-cpu-labels.pb.gz")]);
     let html = s.dir.path().join("report.html");
     let out = html.display().to_string();
     s.report(Window { from_ms: t0 + DAY, to_ms: t0 + 2 * DAY }, Window { from_ms: t0, to_ms: t0 + DAY }, &["--format", "html", "-o", &out]);
@@ -456,7 +422,7 @@ fn html_report_renders_in_headless_chromium() {
         .unwrap();
     assert!(shot.exists(), "chromium wrote no screenshot: {}", String::from_utf8_lossy(&run.stderr));
     if std::env::var_os("PPROFHOUSE_TEST_KEEP").is_some() {
-        println!("kept {}", s.dir.keep().display());
+        println!("kept {}", s.0.dir.keep().display());
     }
     let (pixels, colours, ink) = png_stats(&shot);
     assert_eq!(pixels, 1200 * 900);
@@ -528,8 +494,8 @@ fn receiver_with(statuses: Vec<&'static str>) -> (String, Bodies, std::thread::J
 fn webhook_and_s3_get_the_report() {
     let t0 = t0();
     let s = Store::start();
-    s.load("checkout", Some(t0 + DAY + 3 * HOUR), &[fixtures().join("go-workload-cpu.pb.gz")]);
-    s.load("checkout", Some(t0 + 3 * HOUR), &[fixtures().join("go-cpu-labels.pb.gz")]);
+    s.load_cpu("checkout", Some(t0 + DAY + 3 * HOUR), &[fixtures().join("go-workload-cpu.pb.gz")]);
+    s.load_cpu("checkout", Some(t0 + 3 * HOUR), &[fixtures().join("go-cpu-labels.pb.gz")]);
     let (window, baseline) = (Window { from_ms: t0 + DAY, to_ms: t0 + 2 * DAY }, Window { from_ms: t0, to_ms: t0 + DAY });
     let markdown = s.report(window, baseline, &[]);
 
@@ -539,7 +505,7 @@ fn webhook_and_s3_get_the_report() {
     s3.create_bucket("reports").unwrap();
     let env = s3.env("reports");
     let args = s.report_args(window, baseline, &["-o", &url, "-o", "s3://reports/daily/", "--format", "html"]);
-    let out = s.output(&args.iter().map(String::as_str).collect::<Vec<_>>(), &env);
+    let out = s.output_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), &env);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     handle.join().unwrap();
     let bodies = bodies.lock().unwrap();
@@ -559,7 +525,7 @@ fn webhook_and_s3_get_the_report() {
     // A webhook that refuses for good (404) is not retried: the run fails, naming the host only.
     let (url, bodies, handle) = receiver_with(vec!["404 Not Found"]);
     let args = s.report_args(window, baseline, &["-o", &url]);
-    let out = s.output(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let out = s.output(&args.iter().map(String::as_str).collect::<Vec<_>>());
     handle.join().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("HTTP 404") && stderr.contains("webhook 127.0.0.1"), "{stderr}");
@@ -573,7 +539,7 @@ fn webhook_and_s3_get_the_report() {
 fn cron_runs_the_report_on_schedule_until_sigterm() {
     let t0 = t0();
     let s = Store::start();
-    s.load("checkout", Some(t0 + 3 * HOUR), &[fixtures().join("go-workload-cpu.pb.gz")]);
+    s.load_cpu("checkout", Some(t0 + 3 * HOUR), &[fixtures().join("go-workload-cpu.pb.gz")]);
     // Every second, the last 7 days (the profile is in it) to a local webhook that takes two.
     let (url, bodies, handle) = receiver(0, 2);
     let child = Command::new(pprofhouse_bin())

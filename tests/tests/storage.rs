@@ -3,15 +3,15 @@
 //! times, then every answer checked against `go tool pprof` or against the files themselves.
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 use pprofhouse_message::{LayoutKind, ProfileMeta};
 use pprofhouse_sql::query::Source;
 use pprofhouse_sql::query::{self, DiffSide, TopQuery, Window};
 use pprofhouse_sql::sink::{Origin, ProfileRecord, Sink, SinkConfig, Writer};
 use pprofhouse_tests::clickhouse::LocalClickHouse;
-use pprofhouse_tests::paths::{fixtures, pprofhouse_bin};
+use pprofhouse_tests::paths::fixtures;
 use pprofhouse_tests::pprof::{go_pprof_top, pprofhouse_top, Top};
+use pprofhouse_tests::store::{iso, CliStore};
 use pprofhouse_transform::{explode, explode_with, pprof, ExplodeOptions};
 
 const HOUR: i64 = 3_600_000;
@@ -22,60 +22,36 @@ fn t0() -> i64 {
     now - now % DAY - 5 * DAY
 }
 
-struct Store {
-    ch: LocalClickHouse,
+/// The store, with the storage suite's own helpers.
+struct Store(CliStore);
+
+impl std::ops::Deref for Store {
+    type Target = CliStore;
+    fn deref(&self) -> &CliStore {
+        &self.0
+    }
 }
 
 impl Store {
     fn start() -> Store {
-        let s = Store { ch: LocalClickHouse::start().expect("start the local ClickHouse (infra/local/install clickhouse)") };
-        let out = s.run(&["migrate"]);
-        assert!(String::from_utf8_lossy(&out.stdout).contains("applied 0005"), "{out:?}");
+        let s = Store(CliStore::start());
+        assert!(s.migrated.contains("applied 0005"), "{}", s.migrated);
         s
     }
 
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("PPROFHOUSE_CLICKHOUSE_URL", self.ch.url()),
-            ("PPROFHOUSE_CLICKHOUSE_DATABASE", "pprofhouse".into()),
-            ("PPROFHOUSE_CLICKHOUSE_COMPRESSION", "none".into()),
-            ("PPROFHOUSE_CLICKHOUSE_USER", "default".into()),
-        ]
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let out = Command::new(pprofhouse_bin()).args(args).envs(self.env()).output().unwrap();
-        assert!(out.status.success(), "pprofhouse {args:?}: {}\n{}", String::from_utf8_lossy(&out.stderr), self.ch.log_tail(20));
-        out
-    }
-
+    /// Fixtures `files` loaded as `service`'s `ptype` profiles at `time_ms` with `labels`.
     fn load(&self, service: &str, ptype: &str, time_ms: i64, labels: &[&str], files: &[&str]) -> String {
-        let time = iso(time_ms);
-        let mut args = vec!["load", "--service", service, "--type", ptype, "--time", &time];
-        for l in labels {
-            args.extend(["--label", l]);
-        }
-        let paths: Vec<String> = files.iter().map(|f| fixtures().join(f).display().to_string()).collect();
-        args.extend(paths.iter().map(String::as_str));
-        String::from_utf8(self.run(&args).stdout).unwrap()
+        self.0.load(service, ptype, Some(time_ms), labels, &files.iter().map(|f| fixtures().join(f)).collect::<Vec<_>>())
     }
 
     fn top(&self, args: &[&str]) -> Top {
-        pprofhouse_top(args, &self.env())
-    }
-
-    fn client(&self) -> clickhouse::Client {
-        self.ch.client().with_database("pprofhouse")
+        let env = self.env();
+        pprofhouse_top(args, &env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect::<Vec<_>>())
     }
 
     fn count(&self, rt: &tokio::runtime::Runtime, table: &str) -> u64 {
         rt.block_on(self.client().query(&format!("SELECT count() FROM {table}")).fetch_one::<u64>()).unwrap()
     }
-}
-
-fn iso(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap();
-    t.format(&time::format_description::well_known::Rfc3339).unwrap()
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -458,7 +434,7 @@ fn stack_rows_written_before_the_array_layout_stay_visible() {
             .await
             .unwrap();
     });
-    let s = Store { ch };
+    let s = Store(CliStore::on(ch));
     let out = s.run(&["migrate"]);
     let applied: Vec<String> =
         pprofhouse_sql::MIGRATIONS.iter().filter(|m| m.version >= 8).map(|m| format!("applied {:04} {}", m.version, m.name)).collect();
