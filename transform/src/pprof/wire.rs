@@ -314,7 +314,27 @@ mod tests {
     /// ten-byte varint with a bad last byte, trailing bytes after the run.
     #[test]
     fn packed_fast_path_reads_like_the_plain_one() {
-        let values = [0u64, 1, 127, 128, 300, 16383, 16384, 1 << 21, u32::MAX as u64, 1 << 62, u64::MAX];
+        // Every length from 1 to 10 bytes.
+        let values = [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            16383,
+            16384,
+            (1 << 21) - 1,
+            1 << 21,
+            u32::MAX as u64,
+            (1 << 35) + 3,
+            (1 << 42) - 1,
+            1 << 42,
+            (1 << 49) + 77,
+            (1 << 56) - 1,
+            1 << 56,
+            1 << 62,
+            u64::MAX,
+        ];
         let mut payload = Vec::new();
         for v in values.iter().cycle().take(40) {
             varint_bytes(*v, &mut payload);
