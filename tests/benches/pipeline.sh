@@ -70,8 +70,19 @@ cpu_report() { # phase, snapshot before, profiles
         "$(echo "($k1 - $k0) * 1000 / $3" | bc -l)" "$(echo "($s1 - $s0) * 1000 / $3" | bc -l)" "$s3what"
 }
 
+# Each run uploads into a bucket of its own, removed at exit with its objects' metadata files:
+# the local S3 is a folder (infra/local/components/s3.sh), and a run's hundreds of megabytes
+# would otherwise pile up there.
+PPROFHOUSE_S3_BUCKET="bench-$(date +%s)-$$"
+export PPROFHOUSE_S3_BUCKET
+mkdir -p "$STATE_DIR/s3/$PPROFHOUSE_S3_BUCKET"
+bucket_b64=$(printf %s "$PPROFHOUSE_S3_BUCKET" | base64 -w0 | tr '+/' '-_' | tr -d '=')
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+cleanup() {
+    rm -rf "$work" "${STATE_DIR:?}/s3/$PPROFHOUSE_S3_BUCKET"
+    find "$STATE_DIR/s3" -maxdepth 1 -name ".bucket-$bucket_b64.*" -delete
+}
+trap cleanup EXIT
 q() { curl -fsS "$PPROFHOUSE_CLICKHOUSE_URL/?database=pprofhouse_bench" --data-binary "$1"; }
 # Uploads batch $2 of phase $1: 10 services × the 10 fixtures = 100 distinct profiles, then
 # delivers their events through the ingest handler. The services cycle through
