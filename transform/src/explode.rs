@@ -733,14 +733,20 @@ fn explode_inner(profile: &Profile, opts: ExplodeOptions, frames_wanted: Option<
         _ => walk.run::<0>(profile),
     }
     let n_samples = profile.sample_count();
-    let Walk { flat, cum, totals, mut stacks, marks, first_sample, .. } = walk;
+    let Walk { flat, cum, totals, mut stacks, marks, first_sample, loc_one, .. } = walk;
     if let (Some(wanted), true) = (frames_wanted, opts.stacks) {
         let wanted: Vec<bool> = stacks.hash.iter().map(|&h| wanted(h)).collect();
-        // The frames of a stack's first sample, leaf first, as the walk collected them.
+        // The frames of a stack's first sample, leaf first, as the walk collected them. A
+        // location of one node is pushed as one, as the walk does: a worker that knows no stack
+        // yet wants every stack's frames, and a copy call per location made that slower.
         stacks.frames_after(&wanted, |i, out| {
             let si = first_sample[i] as usize;
             for &li in &profile.sample_locs[profile.sample_loc_start[si] as usize..profile.sample_loc_start[si + 1] as usize] {
-                out.extend_from_slice(&loc_nodes[loc_start[li as usize] as usize..loc_start[li as usize + 1] as usize]);
+                let li = li as usize;
+                match loc_one[li] {
+                    u32::MAX => out.extend_from_slice(&loc_nodes[loc_start[li] as usize..loc_start[li + 1] as usize]),
+                    one => out.push(one),
+                }
             }
         });
     }
