@@ -109,13 +109,32 @@ pub fn pprof_name<'a>(name: &'a [u8], system_name: &'a [u8], mode: Demangle) -> 
 /// pprof's `looksLikeDemangledCPlusPlus`.
 pub fn looks_like_demangled_cplusplus(name: &[u8]) -> bool {
     // Every pattern below needs one of these bytes: one pass decides for most names.
-    if !name.iter().any(|c| matches!(c, b'<' | b'>' | b'[' | b']' | b':')) {
+    if !has_bracket_or_colon(name) {
         return false;
     }
     if contains(name, b".<") || contains(name, b"]).") {
         return false;
     }
     name.iter().any(|c| matches!(c, b'<' | b'>' | b'[' | b']')) || contains(name, b"::")
+}
+
+/// Whether `name` holds one of `<>[]:`. Asked of every function's name (most have none, so
+/// the whole name is read): sixteen bytes at a time without an early exit inside a block, which
+/// the compiler turns into vector compares (a byte-at-a-time search with an exit after each byte
+/// was 15 % of `explode` on a heap profile of many functions).
+fn has_bracket_or_colon(name: &[u8]) -> bool {
+    #[inline(always)]
+    fn hit(c: u8) -> bool {
+        matches!(c, b'<' | b'>' | b'[' | b']' | b':')
+    }
+    let mut blocks = name.chunks_exact(16);
+    for block in &mut blocks {
+        let block: &[u8; 16] = block.try_into().expect("a 16-byte chunk");
+        if block.iter().fold(false, |found, &c| found | hit(c)) {
+            return true;
+        }
+    }
+    blocks.remainder().iter().any(|&c| hit(c))
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -453,6 +472,22 @@ mod tests {
         assert_eq!(named("", "a::b<c>(d)", Demangle::Full), "a::b<c>(d)");
         assert_eq!(named("", "a::b<c>(d)", Demangle::None), "");
         assert_eq!(named("a::b<c>(d)", "a::b<c>(d)", Demangle::None), "a::b<c>(d)");
+    }
+
+    #[test]
+    fn bracket_scan_sees_each_byte_at_every_position() {
+        // Names of every length around the 16-byte blocks, with each of the bytes the scan looks
+        // for (and neighbours it must not take for them) at every position.
+        for len in 0..50 {
+            assert!(!has_bracket_or_colon(&vec![b'a'; len]));
+            for at in 0..len {
+                for c in [b'<', b'>', b'[', b']', b':', b';', b'=', b'\\', b'{', b'.'] {
+                    let mut n = vec![b'x'; len];
+                    n[at] = c;
+                    assert_eq!(has_bracket_or_colon(&n), matches!(c, b'<' | b'>' | b'[' | b']' | b':'), "{len} {at} {c}");
+                }
+            }
+        }
     }
 
     #[test]
