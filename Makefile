@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test lint validate build release release-path bench bench-explode bench-fleet bench-pipeline bench-hostile vs-pprof check-explode down fuzz
+.PHONY: demo test lint validate build release release-path bench bench-explode bench-fleet bench-pipeline bench-views bench-hostile vs-pprof check-explode down fuzz
 
 demo: release
 	PPROFHOUSE_BIN=$(CURDIR)/$(RELEASE_BIN) infra/local/demo
@@ -77,6 +77,10 @@ down:
 
 bench-pipeline: release
 	PPROFHOUSE_BIN=$(CURDIR)/$(RELEASE_BIN) tests/benches/pipeline.sh 20
+
+# What each table and view costs ClickHouse per profile (PROFILES_DIR as for bench-pipeline).
+bench-views: release
+	PPROFHOUSE_BIN=$(CURDIR)/$(RELEASE_BIN) tests/benches/ch-views.sh 2
 
 bench-hostile:
 	tests/benches/hostile.sh
