@@ -44,6 +44,16 @@ pid_of() {
     printf '%s\n' "$pid"
 }
 
+# CPU seconds (user + system) a running component has used so far; 0 when it is not running.
+cpu_of() { # component
+    local pid f
+    pid=$(pid_of "$1") || { echo 0; return; }
+    f=/proc/$pid/stat
+    [[ -r $f ]] || { echo 0; return; }
+    # utime and stime are fields 14 and 15 (after the parenthesized command name).
+    sed 's/^.*) //' "$f" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($12 + $13) / hz }'
+}
+
 is_running() { pid_of "$1" >/dev/null; }
 
 # start_bg NAME CMD [ARGS...]: run CMD detached (own session, stdin from /dev/null), stdout and

@@ -30,9 +30,7 @@ q() { curl -fsS "$url/?database=$1" --data-binary "$2"; }
 q pprofhouse_bench "DROP TABLE IF EXISTS captured" >/dev/null
 q pprofhouse_bench "CREATE TABLE captured ENGINE = Memory AS SELECT * FROM ingest_capture" >/dev/null
 profiles=$(q pprofhouse_bench "SELECT uniqExact(profile_id) FROM captured")
-cpu() {
-    sed 's/^.*) //' "/proc/$(pid_of clickhouse)/stat" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($12 + $13) / hz }'
-}
+cpu() { cpu_of clickhouse; }
 per_profile() { echo "($2 - $1) * 1000 / $profiles" | bc -l | xargs printf '%.2f'; }
 chunks=20
 part() { echo "WHERE cityHash64(profile_id) % $chunks = $1"; }
@@ -57,8 +55,13 @@ replay() { # name, statements after the migrations (`;`-separated)
         q "$db" "INSERT INTO ingest SETTINGS insert_deduplication_token = 'views-$i', deduplicate_blocks_in_dependent_materialized_views = 1, optimize_on_insert = 0 SELECT * FROM pprofhouse_bench.captured $(part "$i")" >/dev/null
     done
     c1=$(cpu)
+    # Its merges: waited for at most two minutes (a failed query counts as none left).
+    local waited
     sleep 1
-    while [[ $(q "$db" "SELECT count() FROM system.merges WHERE database = '$db'") != 0 ]]; do sleep 0.5; done
+    for ((waited = 0; waited < 240; waited++)); do
+        [[ $(q "$db" "SELECT count() FROM system.merges WHERE database = '$db'" || echo 0) != 0 ]] || break
+        sleep 0.5
+    done
     printf '  %-38s inserts %5s ms/profile, with their merges %5s\n' "$1" "$(per_profile "$c0" "$c1")" "$(per_profile "$c0" "$(cpu)")"
     q default "DROP DATABASE $db" >/dev/null
 }

@@ -47,14 +47,6 @@ echo "profiles: ${#files[@]} files, $(du -cb "${files[@]}" | tail -n 1 | cut -f1
 # with the worker, so the report splits each phase's CPU between them.
 # shellcheck disable=SC1091
 . "$root/infra/local/lib.sh"
-cpu_of() { # component
-    local pid f
-    pid=$(pid_of "$1") || { echo 0; return; }
-    f=/proc/$pid/stat
-    [[ -r $f ]] || { echo 0; return; }
-    # utime and stime are fields 14 and 15 (after the parenthesized command name).
-    sed 's/^.*) //' "$f" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($12 + $13) / hz }'
-}
 cpu_snapshot() { echo "$(cpu_of clickhouse) $(cpu_of kafka) $(cpu_of s3)"; }
 cpu_report() { # phase, snapshot before, profiles
     local ch0 k0 s0 ch1 k1 s1 wu ws w
