@@ -10,12 +10,13 @@ use prost::Message;
 
 /// A generated profile: `funcs` names (indices into a small name pool, so functions share
 /// names and recursion happens), locations as lists of function indices (inlined lines), and
-/// samples as stacks of location indices with two values each.
+/// samples as stacks of location indices with one value per sample type (1 to 6 types: explode
+/// has a walk for each count up to four, and one for any count).
 #[derive(Debug, Clone)]
 struct Gen {
     funcs: Vec<usize>,
     locs: Vec<Vec<usize>>,
-    samples: Vec<(Vec<usize>, i64, i64)>,
+    samples: Vec<(Vec<usize>, Vec<i64>)>,
     /// How locations are numbered: see [`loc_id`].
     ids: u8,
 }
@@ -32,6 +33,13 @@ fn loc_id(ids: u8, i: usize) -> u64 {
     }
 }
 
+impl Gen {
+    /// The number of sample types.
+    fn k(&self) -> usize {
+        self.samples[0].1.len()
+    }
+}
+
 const POOL: &[&str] = &["main", "fib", "runtime.mallocgc", "a", "b", "", "c\td", "ünï"];
 
 fn gen() -> impl Strategy<Value = Gen> {
@@ -40,8 +48,13 @@ fn gen() -> impl Strategy<Value = Gen> {
         let locs = prop::collection::vec(prop::collection::vec(0..nf, 0..3), 1..10);
         (funcs, locs).prop_flat_map(|(funcs, locs)| {
             let nl = locs.len();
-            let samples = prop::collection::vec((prop::collection::vec(0..nl, 0..12), 0i64..1000, 0i64..5), 1..30);
-            (samples, 0u8..4).prop_map(move |(samples, ids)| Gen { funcs: funcs.clone(), locs: locs.clone(), samples, ids })
+            (1usize..=6).prop_flat_map(move |k| {
+                // Some values zero, some samples all zero.
+                let value = prop_oneof![Just(0i64), 0i64..1000, 0i64..5];
+                let samples = prop::collection::vec((prop::collection::vec(0..nl, 0..12), prop::collection::vec(value, k)), 1..30);
+                let (funcs, locs) = (funcs.clone(), locs.clone());
+                (samples, 0u8..4).prop_map(move |(samples, ids)| Gen { funcs: funcs.clone(), locs: locs.clone(), samples, ids })
+            })
         })
     })
 }
@@ -72,14 +85,15 @@ fn encode(g: &Gen) -> Bytes {
     let sample = g
         .samples
         .iter()
-        .map(|(stack, v1, v2)| proto::Sample {
+        .map(|(stack, values)| proto::Sample {
             location_id: stack.iter().map(|&l| loc_id(g.ids, l)).collect(),
-            value: vec![*v1, *v2],
+            value: values.clone(),
             label: vec![],
         })
         .collect();
+    let sample_type = (0..g.k()).map(|t| proto::ValueType { r#type: sid(&format!("type{t}")), unit: 4 }).collect();
     let p = proto::Profile {
-        sample_type: vec![proto::ValueType { r#type: 1, unit: 2 }, proto::ValueType { r#type: 3, unit: 4 }],
+        sample_type,
         sample,
         mapping: vec![proto::Mapping { id: 1, filename: 5, ..Default::default() }],
         location,
@@ -108,15 +122,16 @@ fn reference_frames(g: &Gen, stack: &[usize]) -> Vec<Vec<u8>> {
 
 /// The naive reference of the stacks: each distinct list of frame names (leaf first) with the
 /// summed values of the samples that have it (all-zero samples and empty stacks left out).
-fn reference_stacks(g: &Gen) -> HashMap<Vec<Vec<u8>>, [i64; 2]> {
-    let mut out: HashMap<Vec<Vec<u8>>, [i64; 2]> = HashMap::new();
-    for (stack, v1, v2) in &g.samples {
-        if stack.is_empty() || (*v1 == 0 && *v2 == 0) {
+fn reference_stacks(g: &Gen) -> HashMap<Vec<Vec<u8>>, Vec<i64>> {
+    let mut out: HashMap<Vec<Vec<u8>>, Vec<i64>> = HashMap::new();
+    for (stack, values) in &g.samples {
+        if stack.is_empty() || values.iter().all(|&v| v == 0) {
             continue;
         }
-        let e = out.entry(reference_frames(g, stack)).or_default();
-        e[0] += v1;
-        e[1] += v2;
+        let e = out.entry(reference_frames(g, stack)).or_insert_with(|| vec![0; g.k()]);
+        for (a, v) in e.iter_mut().zip(values) {
+            *a += v;
+        }
     }
     out
 }
@@ -124,8 +139,8 @@ fn reference_stacks(g: &Gen) -> HashMap<Vec<Vec<u8>>, [i64; 2]> {
 /// The naive reference: names per frame straight from the rules, sets per sample.
 fn reference(g: &Gen, t: usize) -> HashMap<Vec<u8>, (i64, i64)> {
     let mut out: HashMap<Vec<u8>, (i64, i64)> = HashMap::new();
-    for (stack, v1, v2) in &g.samples {
-        let v = if t == 0 { *v1 } else { *v2 };
+    for (stack, values) in &g.samples {
+        let v = values[t];
         let frames = reference_frames(g, stack);
         if let Some(leaf) = frames.first() {
             out.entry(leaf.clone()).or_default().0 += v;
@@ -145,9 +160,9 @@ proptest! {
     fn flat_cum_invariants_and_reference(g in gen()) {
         let profile = decode_protobuf(encode(&g)).unwrap();
         let ex = explode(&profile, ExplodeOptions { stacks: true, inline_marks: true, ..Default::default() });
-        for t in 0..2 {
+        for t in 0..g.k() {
             let total: i64 = ex.facts.totals[t];
-            let with_stack: i64 = g.samples.iter().filter(|s| !s.0.is_empty()).map(|s| if t == 0 { s.1 } else { s.2 }).sum();
+            let with_stack: i64 = g.samples.iter().filter(|s| !s.0.is_empty()).map(|s| s.1[t]).sum();
             let rows = ex.rows(t);
             let flat_sum: i64 = rows.iter().map(|r| r.flat).sum();
             prop_assert_eq!(flat_sum, with_stack);
@@ -161,10 +176,10 @@ proptest! {
             prop_assert_eq!(stack_sum, with_stack);
         }
         // Each distinct stack: its frames by name, leaf first, with its samples' values.
-        let got: HashMap<Vec<Vec<u8>>, [i64; 2]> = ex
+        let got: HashMap<Vec<Vec<u8>>, Vec<i64>> = ex
             .stacks
             .iter()
-            .map(|s| (s.frames.iter().map(|&n| ex.names[n as usize].to_vec()).collect(), [s.values[0], s.values[1]]))
+            .map(|s| (s.frames.iter().map(|&n| ex.names[n as usize].to_vec()).collect(), s.values.to_vec()))
             .collect();
         prop_assert_eq!(got.len(), ex.stacks.len(), "one stack per distinct list of frames");
         prop_assert_eq!(got, reference_stacks(&g));
@@ -205,7 +220,7 @@ proptest! {
         }
         let a = explode(&decode_protobuf(encode(&g)).unwrap(), ExplodeOptions::default());
         let b = explode(&decode_protobuf(encode(&deeper)).unwrap(), ExplodeOptions::default());
-        for t in 0..2 {
+        for t in 0..g.k() {
             let ra: HashMap<&[u8], (i64, i64)> = a.rows(t).iter().map(|r| (r.function, (r.flat, r.cum))).collect();
             let rb: HashMap<&[u8], (i64, i64)> = b.rows(t).iter().map(|r| (r.function, (r.flat, r.cum))).collect();
             prop_assert_eq!(ra, rb);
@@ -355,7 +370,7 @@ fn recycled_buffers_reach_a_steady_size() {
     let gen = |n: usize| Gen {
         funcs: vec![0, 1, 2, 3],
         locs: vec![vec![0], vec![1, 2], vec![3]],
-        samples: (0..n).map(|i| (vec![i % 3, (i + 1) % 3, 2], i as i64, 1)).collect(),
+        samples: (0..n).map(|i| (vec![i % 3, (i + 1) % 3, 2], vec![i as i64, 1])).collect(),
         ids: 0,
     };
     let stream: Vec<Bytes> = [10, 3000, 200].iter().map(|&n| gzip(&encode(&gen(n)))).collect();
@@ -381,7 +396,7 @@ fn recycled_buffers_reach_a_steady_size() {
 #[test]
 fn stack_hashes_are_stable() {
     // One fixed stack: main → fib → fib (leaf), hashed from the names alone.
-    let g = Gen { funcs: vec![0, 1], locs: vec![vec![1], vec![0]], samples: vec![(vec![0, 0, 1], 5, 1)], ids: 0 };
+    let g = Gen { funcs: vec![0, 1], locs: vec![vec![1], vec![0]], samples: vec![(vec![0, 0, 1], vec![5, 1])], ids: 0 };
     let ex = explode(&decode_protobuf(encode(&g)).unwrap(), ExplodeOptions { stacks: true, inline_marks: false, ..Default::default() });
     assert_eq!(ex.stacks.len(), 1);
     let names: Vec<&[u8]> = ex.stacks.get(0).frames.iter().map(|&f| &ex.names[f as usize][..]).collect();
