@@ -164,22 +164,33 @@ fn a_profile_a_first_level_table_rejects_for_good_is_dead_lettered_alone() {
     rejected_profile_is_isolated("function_values");
 }
 
-/// The rollups sit behind `function_values`: when they refuse, `function_values` has already
-/// taken the batch, and that must be undone before the batch is split.
+/// The rollups are written after `function_values`, the hourly one before the daily: when the
+/// daily refuses, `function_values` and the hourly rollup have already taken the batch, and both
+/// must be undone before the batch is split (the hourly rollup's sums cannot be deleted per
+/// profile: they are taken back out).
 #[test]
 fn a_profile_a_rollup_rejects_for_good_is_dead_lettered_alone() {
     rejected_profile_is_isolated("function_values_daily");
 }
 
-/// Flat summed per function.
-type Sums = Vec<(String, i64)>;
+/// Flat, cum and profiles per function.
+type Sums = Vec<(String, i64, i64, u64)>;
 
-/// Sums of flat per function in the raw rows and in the daily rollup.
-fn raw_and_daily(p: &Pipeline) -> (Sums, Sums) {
-    let q = |t: &str| format!("SELECT toString(function), toInt64(sum(flat)) FROM {t} GROUP BY function ORDER BY 1");
+/// Sums of flat and cum per function, and how many profiles have it, in the raw rows and in each
+/// rollup (functions whose sums are all zero left out: a rollup keeps a sum taken back out as
+/// a zero row until its merges drop it).
+fn raw_and_rollups(p: &Pipeline) -> (Sums, Sums, Sums) {
+    let q = |t: &str, profiles: &str| {
+        format!(
+            "SELECT toString(function), toInt64(sum(flat)), toInt64(sum(cum)), toUInt64({profiles}) AS n FROM {t} \
+             GROUP BY function HAVING n != 0 ORDER BY 1"
+        )
+    };
+    let get = |sql: String| p.block_on(p.client().query(&sql).fetch_all()).unwrap();
     (
-        p.block_on(p.client().query(&q("function_values")).fetch_all()).unwrap(),
-        p.block_on(p.client().query(&q("function_values_daily")).fetch_all()).unwrap(),
+        get(q("function_values", "count()")),
+        get(q("function_values_hourly", "sum(profiles)")),
+        get(q("function_values_daily", "sum(profiles)")),
     )
 }
 
@@ -213,9 +224,10 @@ fn rejected_profile_is_isolated(table: &str) {
     assert_eq!(dead[0]["error_kind"], "rejected");
     assert_eq!(dead[0]["object"]["key"].as_str(), Some(keys[3].as_str()));
     assert!(dead[0]["reason"].as_str().unwrap().contains("no_poison"), "the reason is ClickHouse's error: {}", dead[0]);
-    let (raw, daily) = raw_and_daily(&p);
+    let (raw, hourly, daily) = raw_and_rollups(&p);
     assert_eq!(raw.len(), 5, "{raw:?}");
-    assert_eq!(raw, daily, "the rollup holds exactly the raw rows: nothing doubled, nothing left of the poison");
+    assert_eq!(raw, hourly, "the hourly rollup holds exactly the raw rows: nothing doubled, nothing left of the poison");
+    assert_eq!(raw, daily, "the daily rollup holds exactly the raw rows: nothing doubled, nothing left of the poison");
 }
 
 /// The fault the write path must survive: one table's insert fails after another's committed
@@ -246,8 +258,10 @@ fn a_view_failing_after_another_committed_loses_and_doubles_nothing_after_replay
         assert_ok(&out, "replay");
         assert_eq!(p.profile_count().unwrap(), 3, "replay {n}");
         assert_eq!(p.count("function_values").unwrap(), rows, "replay {n}: no duplicate or missing raw rows");
-        let (raw, daily) = raw_and_daily(&p);
-        assert_eq!(raw, daily, "replay {n}: the rollup equals the raw rows");
+        let (raw, hourly, daily) = raw_and_rollups(&p);
+        assert!(!raw.is_empty());
+        assert_eq!(raw, hourly, "replay {n}: the hourly rollup equals the raw rows");
+        assert_eq!(raw, daily, "replay {n}: the daily rollup equals the raw rows");
     }
 }
 

@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_stack_samples"),
     migration!(9, "0009_profile_id_projection"),
     migration!(10, "0010_stack_arrays_by_type"),
+    migration!(11, "0011_rollups_by_the_sink"),
 ];
 
 /// Retention per table family, in days.
@@ -163,5 +164,16 @@ mod tests {
         assert!(all.iter().any(|s| s.contains("`pp`.function_values_local ON CLUSTER `prod`")));
         assert!(all.iter().any(|s| s.contains("ENGINE = ReplicatedMergeTree")));
         assert!(all.iter().any(|s| s.contains("Distributed('prod', `pp`, function_values_local")));
+        // The sink inserts into the rollups through their Distributed tables: the last
+        // definition of each has a sharding key, and the table it replaces is dropped first.
+        for t in ["function_values_hourly", "function_values_daily"] {
+            let defs: Vec<usize> =
+                (0..all.len()).filter(|&i| all[i].contains(&format!("`pp`.{t} ON CLUSTER")) && all[i].contains("Distributed")).collect();
+            let last = &all[*defs.last().unwrap()];
+            assert!(last.contains(&format!("{t}_local, cityHash64(profile_type, sample_type, service, function))")), "{last}");
+            let drop =
+                all.iter().position(|s| s.lines().any(|l| l.starts_with(&format!("DROP TABLE IF EXISTS `pp`.{t} ON CLUSTER")))).unwrap();
+            assert!(defs[0] < drop && drop < *defs.last().unwrap());
+        }
     }
 }

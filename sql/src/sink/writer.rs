@@ -1,13 +1,20 @@
-//! Writing batches: the processed-profile check, the data through `ingest`, then the
-//! processed markers in `profiles`, last.
+//! Writing batches: the processed-profile check, the data through `ingest`, the rollups, then
+//! the processed markers in `profiles`, last.
 //!
-//! Both inserts carry an `insert_deduplication_token` derived from the batch's profile ids, so
+//! Every insert carries an `insert_deduplication_token` derived from the batch's profile ids, so
 //! retrying a batch that failed half-way (ClickHouse does not make an insert atomic across
 //! materialized views) completes it without doubling anything: tables that hold its block skip
 //! it, the others get it. Before a failed batch is split into different batches, [`Writer::discard`]
-//! removes what the failed attempt may have left in the first-level tables (a failure in a view
-//! aborts that view and its siblings, never the level above; the rollups sit one level below
-//! `function_values`).
+//! undoes what the failed attempt may have left: it deletes the batch's rows from the
+//! first-level tables the views of `ingest` write, and it takes the batch's sums back out of
+//! the rollups.
+//!
+//! The rollups (`function_values_hourly`, `function_values_daily`) are summed here, per batch,
+//! and written by one plain insert each (migration 0011), not by views behind
+//! `function_values`: a rollup holds a batch's sums whole or not at all, so they can be taken
+//! back exactly. Their rows cannot be deleted per profile (they sum many), and when they were
+//! views one could keep a failed attempt's sums while another refused them; the halves of the
+//! split batch then added them again.
 
 use std::collections::HashSet;
 
@@ -129,6 +136,93 @@ struct IngestRow<'a> {
     frames_hash: Vec<u64>,
     frames: Vec<Vec<B<'a>>>,
 }
+
+/// A rollup table's row: one function's values summed over a batch's profiles of one service,
+/// profile type and sample type in one bucket (`T`: the hour as `DateTime` seconds, or the day
+/// as `Date` days), and how many profiles have it.
+#[derive(Row, Serialize)]
+struct RollupRow<'a, T> {
+    bucket: T,
+    service: &'a str,
+    profile_type: &'a str,
+    sample_type: &'a str,
+    function: B<'a>,
+    flat: i64,
+    cum: i64,
+    profiles: u64,
+}
+
+/// A rollup key: bucket, service, profile type, sample type, function.
+type RollupKey<'a, T> = (T, &'a str, &'a str, &'a str, &'a [u8]);
+
+/// Flat, cum and profile count of a rollup key (wrapping, as ClickHouse sums `Int64`).
+#[derive(Clone, Copy, Default)]
+struct Sums(i64, i64, u64);
+
+/// The rollups of a batch's profiles, summed by key, as the views over `function_values`
+/// summed them: a profile counts once for each function and sample type it has a non-zero flat
+/// or cum for (its `function_values` rows).
+struct Rollups<'a> {
+    hourly: hashbrown::HashMap<RollupKey<'a, u32>, Sums>,
+    daily: hashbrown::HashMap<RollupKey<'a, u16>, Sums>,
+}
+
+/// The hour of a time in Unix milliseconds, as `DateTime` seconds (`toStartOfHour`), and its
+/// day as `Date` days since 1970 (`toDate`), both in UTC; clamped to the types' ranges.
+fn buckets(ts_ms: i64) -> (u32, u16) {
+    let s = ts_ms.div_euclid(1000);
+    let hour = (s - s.rem_euclid(3600)).clamp(0, i64::from(u32::MAX)) as u32;
+    let day = ts_ms.div_euclid(86_400_000).clamp(0, i64::from(u16::MAX)) as u16;
+    (hour, day)
+}
+
+impl<'a> Rollups<'a> {
+    /// The sums of `fresh`; `types[i]` holds the sample type names of `fresh[i]`.
+    fn of(fresh: &[&'a ProfileRecord], types: &'a [Vec<String>]) -> Self {
+        let mut r = Rollups { hourly: hashbrown::HashMap::new(), daily: hashbrown::HashMap::new() };
+        for (rec, types) in fresh.iter().zip(types) {
+            let ex = &rec.exploded;
+            let k = types.len();
+            let (hour, day) = buckets(rec.ts_ms);
+            let (service, profile_type) = (rec.meta.service.as_str(), rec.meta.profile_type.as_str());
+            for n in 0..ex.names.len() {
+                for (t, sample_type) in types.iter().enumerate() {
+                    let (flat, cum) = (ex.flat[n * k + t], ex.cum[n * k + t]);
+                    if flat == 0 && cum == 0 {
+                        continue;
+                    }
+                    let name = &ex.names[n];
+                    for s in [
+                        r.hourly.entry((hour, service, profile_type, sample_type, name)).or_default(),
+                        r.daily.entry((day, service, profile_type, sample_type, name)).or_default(),
+                    ] {
+                        *s = Sums(s.0.wrapping_add(flat), s.1.wrapping_add(cum), s.2 + 1);
+                    }
+                }
+            }
+        }
+        r
+    }
+}
+
+fn rollup_row<'a, T>(
+    bucket: T,
+    service: &'a str,
+    profile_type: &'a str,
+    sample_type: &'a str,
+    function: &'a [u8],
+    s: Sums,
+) -> RollupRow<'a, T> {
+    RollupRow { bucket, service, profile_type, sample_type, function: B(function), flat: s.0, cum: s.1, profiles: s.2 }
+}
+
+/// The sample type names of each record, as `function_values` stores them.
+fn sample_type_names(fresh: &[&ProfileRecord]) -> Vec<Vec<String>> {
+    fresh.iter().map(|r| r.exploded.facts.sample_types.iter().map(|t| t.to_string()).collect()).collect()
+}
+
+/// The rollup tables, in the order they are written.
+const ROLLUP_TABLES: [&str; 2] = ["function_values_hourly", "function_values_daily"];
 
 /// Stacks per `ingest` row: a profile with more is sent as several rows (its facts repeated,
 /// its functions in the first), so no one row — serialized whole by the client before it is
@@ -277,9 +371,25 @@ impl Writer {
         if fresh.is_empty() {
             return Ok(());
         }
+        let token = self.token(&fresh).await?;
+        // The rollups: each holds the failed attempt's sums whole or not at all, and which is
+        // not known here. Writing them again under the attempt's token settles it (a rollup that
+        // holds them skips the insert as a duplicate, one that does not takes them now), and
+        // then the same sums go out again, negated. A rollup that refuses the sums for good never
+        // held them. Run again after an interruption, both inserts are duplicates.
+        let types = sample_type_names(&fresh);
+        let rollups = Rollups::of(&fresh, &types);
+        for table in ROLLUP_TABLES {
+            match self.write_rollup(table, &rollups, &token, false).await {
+                Ok(()) => self.write_rollup(table, &rollups, &token, true).await?,
+                Err(e) if !e.is_transient() => {
+                    tracing::debug!(table, error = %e, "the rollup refuses the batch's sums: it holds none of them");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         // The token goes first: a write of these profiles after this point uses a new one, so
         // no table takes the removed rows' block for a duplicate.
-        let token = self.token(&fresh).await?;
         self.client.query("INSERT INTO sink_discards (token) VALUES (?)").bind(&token).execute().await?;
         let ids: Vec<String> = fresh.iter().map(|r| r.id.to_string()).collect();
         let (lo, hi) = fresh.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| (lo.min(r.ts_ms), hi.max(r.ts_ms)));
@@ -303,6 +413,31 @@ impl Writer {
         Ok(())
     }
 
+    /// Inserts the batch's sums into the rollup `table` (`negate`: the sums taken back out), one
+    /// insert under its own token derived from the batch's `token`.
+    async fn write_rollup(&self, table: &str, rollups: &Rollups<'_>, token: &str, negate: bool) -> Result<(), Error> {
+        let token = format!("{token}/{table}{}", if negate { "/undo" } else { "" });
+        // `optimize_on_insert = 0`: the rows are one per key already, and summing the block
+        // again before it is written took half of a rollup's insert time (measured); every query
+        // sums anyway, as parts are summed only by merges.
+        let client = self.client.clone().with_option("insert_deduplication_token", &token).with_option("optimize_on_insert", "0");
+        let sign = |s: Sums| if negate { Sums(s.0.wrapping_neg(), s.1.wrapping_neg(), s.2.wrapping_neg()) } else { s };
+        if table == ROLLUP_TABLES[0] {
+            let mut insert = client.insert::<RollupRow<'_, u32>>(table).await?;
+            for (&(bucket, service, profile_type, sample_type, function), &s) in &rollups.hourly {
+                insert.write(&rollup_row(bucket, service, profile_type, sample_type, function, sign(s))).await?;
+            }
+            insert.end().await?;
+        } else {
+            let mut insert = client.insert::<RollupRow<'_, u16>>(table).await?;
+            for (&(bucket, service, profile_type, sample_type, function), &s) in &rollups.daily {
+                insert.write(&rollup_row(bucket, service, profile_type, sample_type, function, sign(s))).await?;
+            }
+            insert.end().await?;
+        }
+        Ok(())
+    }
+
     /// Writes `records`, skipping profiles already stored (and repeats within `records`).
     /// Safe to call again with the same records after an error: the check runs first.
     pub async fn write(&self, records: &[ProfileRecord]) -> Result<FlushStats, Error> {
@@ -321,9 +456,9 @@ impl Writer {
             // Unvalidated: the rows are large (a heap profile's stacks) and checking every value
             // against the schema costs more than building them; the schema is ours, and the
             // pipeline tests write through this path against the real tables.
-            // `optimize_on_insert = 0`: the rollups' views already sum each insert by their keys,
-            // so summing the block again before it is written only costs (half of a rollup's
-            // insert time, measured); every query sums anyway, as parts are summed only by merges.
+            // `optimize_on_insert = 0`: `stacks` (a ReplacingMergeTree) would otherwise collapse
+            // the block by its key before writing it; its readers take `any(frames)` per hash
+            // anyway, and merges collapse the parts.
             let mut insert =
                 client.clone().with_option("optimize_on_insert", "0").with_validation(false).insert::<IngestRow<'_>>("ingest").await?;
             let now = Instant::now();
@@ -339,6 +474,11 @@ impl Writer {
                 }
             }
             insert.end().await?;
+            let types = sample_type_names(&fresh);
+            let rollups = Rollups::of(&fresh, &types);
+            for table in ROLLUP_TABLES {
+                self.write_rollup(table, &rollups, &token, false).await?;
+            }
             // The markers last: a profile is "stored" only once all of its data is.
             let mut markers = client.insert::<MarkerRow<'_>>("profiles").await?;
             for rec in &fresh {
