@@ -161,8 +161,8 @@ def create_schema(q):
 
 
 def insert_fleet(q, now):
-    """The fleet as the worker writes it: the data through `ingest`, then each profile's
-    processed marker in `profiles`."""
+    """The fleet as the worker writes it: the data through `ingest`, the rollups (the batch's
+    sums by key, one insert each), then each profile's processed marker in `profiles`."""
     start = now - 30 * 3600
     markers, data = [], []
     for i, t in enumerate(range(start, now, 600)):
@@ -187,6 +187,9 @@ def insert_fleet(q, now):
             " decoded_bytes")
     q(f"INSERT INTO ingest ({head}, fn_type, fn_name, fn_flat, fn_cum, by_type_hash, by_type_value, frames_hash,"
       " frames) VALUES " + ", ".join(f"({m}, {d})" for m, d in zip(markers, data)))
+    for table, bucket in (("function_values_hourly", "toStartOfHour(ts)"), ("function_values_daily", "toDate(ts)")):
+        q(f"INSERT INTO {table} SELECT {bucket} AS bucket, service, profile_type, sample_type, function,"
+          " sum(flat), sum(cum), count() FROM function_values GROUP BY ALL")
     q(f"INSERT INTO profiles ({head}) VALUES " + ", ".join(f"({m})" for m in markers))
 
 

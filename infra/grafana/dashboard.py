@@ -508,7 +508,7 @@ hy += 8
 health.append(prom_ts("Batch size (function rows)", pos(0, hy, 12, 8), quantiles("batch_rows", (0.5, 0.95)), "short",
                       "Rows per ClickHouse insert; PPROFHOUSE_BATCH_ROWS / _BATCH_BYTES / _BATCH_LINGER bound it."))
 health.append(prom_ts("Flush duration", pos(12, hy, 12, 8), quantiles("flush_seconds"), "s",
-                      "Latency of one batch insert (INSERT INTO ingest; the views fan it out)."))
+                      "Latency of one batch write (INSERT INTO ingest, whose views fan it out, then the rollups and the markers)."))
 panels.append(row("Worker health (Prometheus)", y, collapsed=False)); panels.extend(health)
 
 dashboard = {

@@ -4,7 +4,8 @@
 //!
 //! Builds a fleet of hourly CPU profiles, shapes taken from the real fixtures (Go workload and
 //! Go service CPU profiles) with values scaled per service and hour, inserts them through the
-//! real sink (one `INSERT INTO ingest` per batch, materialized views to every table), then
+//! real sink (per batch one `INSERT INTO ingest`, materialized views to the raw tables, and one
+//! insert into each rollup), then
 //! prints: insert rows/s and profiles/s, bytes per row on disk per table, and the fleet top-10
 //! latency over 30 days and over 24 hours (median of 7 runs, each source).
 use std::time::{Duration, Instant};

@@ -1,9 +1,13 @@
-//! The ClickHouse sink: exploded profiles in, one RowBinary `INSERT INTO ingest` per batch out.
+//! The ClickHouse sink: exploded profiles in, per batch one RowBinary `INSERT INTO ingest`, one
+//! into each rollup and one of the processed markers out.
 //!
 //! A batch is cut by function rows, bytes or age ([`SinkConfig`]). Each profile becomes one row
 //! of the Null-engine `ingest` table carrying its facts, its per-function rows and its stacks as
-//! parallel arrays; materialized views fan it out (`sql/migrations/0005_ingest.sql`). One
-//! request per batch means a batch lands whole or not at all from the worker's point of view.
+//! parallel arrays; materialized views fan it out (`sql/migrations/0005_ingest.sql`). The
+//! hourly and daily rollups get the batch's sums by key, one insert each, and the processed
+//! markers go last ([`Writer`]). A batch lands whole or not at all from the worker's point of
+//! view: a failed write is retried under the same deduplication tokens, or undone before the
+//! batch is split ([`Writer::discard`]).
 //!
 //! **Idempotence.** A profile's id depends only on where it came from, never on the clock: for
 //! an S3 object, its bucket, key and version (or etag); for a local file, its content and the

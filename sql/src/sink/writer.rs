@@ -168,10 +168,11 @@ struct Rollups<'a> {
 }
 
 /// The hour of a time in Unix milliseconds, as `DateTime` seconds (`toStartOfHour`), and its
-/// day as `Date` days since 1970 (`toDate`), both in UTC; clamped to the types' ranges.
+/// day as `Date` days since 1970 (`toDate`), both in UTC; clamped to the types' ranges (an hour
+/// past `DateTime`'s last one is its last whole hour).
 fn buckets(ts_ms: i64) -> (u32, u16) {
-    let s = ts_ms.div_euclid(1000);
-    let hour = (s - s.rem_euclid(3600)).clamp(0, i64::from(u32::MAX)) as u32;
+    let s = ts_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX));
+    let hour = (s - s % 3600) as u32;
     let day = ts_ms.div_euclid(86_400_000).clamp(0, i64::from(u16::MAX)) as u16;
     (hour, day)
 }
@@ -205,15 +206,25 @@ impl<'a> Rollups<'a> {
     }
 }
 
-fn rollup_row<'a, T>(
-    bucket: T,
-    service: &'a str,
-    profile_type: &'a str,
-    sample_type: &'a str,
-    function: &'a [u8],
-    s: Sums,
-) -> RollupRow<'a, T> {
-    RollupRow { bucket, service, profile_type, sample_type, function: B(function), flat: s.0, cum: s.1, profiles: s.2 }
+/// One insert of a rollup's rows (`sign`: as summed, or negated); none when there are none.
+async fn insert_sums<T: Copy + Serialize>(
+    client: &clickhouse::Client,
+    table: &str,
+    sums: &hashbrown::HashMap<RollupKey<'_, T>, Sums>,
+    sign: impl Fn(Sums) -> Sums,
+) -> Result<(), Error> {
+    if sums.is_empty() {
+        return Ok(());
+    }
+    let mut insert = client.insert::<RollupRow<'_, T>>(table).await?;
+    for (&(bucket, service, profile_type, sample_type, function), &s) in sums {
+        let s = sign(s);
+        insert
+            .write(&RollupRow { bucket, service, profile_type, sample_type, function: B(function), flat: s.0, cum: s.1, profiles: s.2 })
+            .await?;
+    }
+    insert.end().await?;
+    Ok(())
 }
 
 /// The sample type names of each record, as `function_values` stores them.
@@ -423,17 +434,9 @@ impl Writer {
         let client = self.client.clone().with_option("insert_deduplication_token", &token).with_option("optimize_on_insert", "0");
         let sign = |s: Sums| if negate { Sums(s.0.wrapping_neg(), s.1.wrapping_neg(), s.2.wrapping_neg()) } else { s };
         if table == ROLLUP_TABLES[0] {
-            let mut insert = client.insert::<RollupRow<'_, u32>>(table).await?;
-            for (&(bucket, service, profile_type, sample_type, function), &s) in &rollups.hourly {
-                insert.write(&rollup_row(bucket, service, profile_type, sample_type, function, sign(s))).await?;
-            }
-            insert.end().await?;
+            insert_sums(&client, table, &rollups.hourly, sign).await?;
         } else {
-            let mut insert = client.insert::<RollupRow<'_, u16>>(table).await?;
-            for (&(bucket, service, profile_type, sample_type, function), &s) in &rollups.daily {
-                insert.write(&rollup_row(bucket, service, profile_type, sample_type, function, sign(s))).await?;
-            }
-            insert.end().await?;
+            insert_sums(&client, table, &rollups.daily, sign).await?;
         }
         Ok(())
     }
@@ -552,4 +555,24 @@ pub async fn existing_ids(client: &clickhouse::Client, ids: impl Iterator<Item =
         out.extend(found.iter().filter_map(|s| Uuid::parse_str(s).ok()));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::buckets;
+
+    #[test]
+    fn buckets_are_the_utc_hour_and_day_clickhouse_computes() {
+        // 2024-02-03T04:05:06.789Z: toStartOfHour = 2024-02-03T04:00:00Z, toDate = 19756.
+        let ts = 1_706_933_106_789;
+        assert_eq!(buckets(ts), (1_706_932_800, 19_756));
+        // The first millisecond of an hour and of a day, and the last before them.
+        assert_eq!(buckets(1_706_932_800_000), (1_706_932_800, 19_756));
+        assert_eq!(buckets(1_706_932_799_999), (1_706_929_200, 19_756));
+        assert_eq!(buckets(1_706_918_400_000).1, 19_756);
+        assert_eq!(buckets(1_706_918_399_999).1, 19_755);
+        // Outside the types' ranges: clamped, never wrapped.
+        assert_eq!(buckets(-1), (0, 0));
+        assert_eq!(buckets(i64::MAX), (u32::MAX - u32::MAX % 3600, u16::MAX));
+    }
 }
