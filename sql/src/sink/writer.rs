@@ -152,8 +152,9 @@ struct RollupRow<'a, T> {
     profiles: u64,
 }
 
-/// A rollup key: bucket, service, profile type, sample type, function.
-type RollupKey<'a, T> = (T, &'a str, &'a str, &'a str, &'a [u8]);
+/// A rollup's sums of a batch: per bucket, service, profile type and sample type, per function
+/// (two levels, so a function row hashes its name alone).
+type RollupSums<'a, T> = hashbrown::HashMap<(T, &'a str, &'a str, &'a str), hashbrown::HashMap<&'a [u8], Sums>>;
 
 /// Flat, cum and profile count of a rollup key (wrapping, as ClickHouse sums `Int64`).
 #[derive(Clone, Copy, Default)]
@@ -163,8 +164,8 @@ struct Sums(i64, i64, u64);
 /// summed them: a profile counts once for each function and sample type it has a non-zero flat
 /// or cum for (its `function_values` rows).
 struct Rollups<'a> {
-    hourly: hashbrown::HashMap<RollupKey<'a, u32>, Sums>,
-    daily: hashbrown::HashMap<RollupKey<'a, u16>, Sums>,
+    hourly: RollupSums<'a, u32>,
+    daily: RollupSums<'a, u16>,
 }
 
 /// The hour of a time in Unix milliseconds, as `DateTime` seconds (`toStartOfHour`), and its
@@ -186,17 +187,15 @@ impl<'a> Rollups<'a> {
             let k = types.len();
             let (hour, day) = buckets(rec.ts_ms);
             let (service, profile_type) = (rec.meta.service.as_str(), rec.meta.profile_type.as_str());
-            for n in 0..ex.names.len() {
-                for (t, sample_type) in types.iter().enumerate() {
+            for (t, sample_type) in types.iter().enumerate() {
+                let hourly = r.hourly.entry((hour, service, profile_type, sample_type)).or_default();
+                let daily = r.daily.entry((day, service, profile_type, sample_type)).or_default();
+                for (n, name) in ex.names.iter().enumerate() {
                     let (flat, cum) = (ex.flat[n * k + t], ex.cum[n * k + t]);
                     if flat == 0 && cum == 0 {
                         continue;
                     }
-                    let name = &ex.names[n];
-                    for s in [
-                        r.hourly.entry((hour, service, profile_type, sample_type, name)).or_default(),
-                        r.daily.entry((day, service, profile_type, sample_type, name)).or_default(),
-                    ] {
+                    for s in [hourly.entry(name).or_default(), daily.entry(name).or_default()] {
                         *s = Sums(s.0.wrapping_add(flat), s.1.wrapping_add(cum), s.2 + 1);
                     }
                 }
@@ -210,18 +209,19 @@ impl<'a> Rollups<'a> {
 async fn insert_sums<T: Copy + Serialize>(
     client: &clickhouse::Client,
     table: &str,
-    sums: &hashbrown::HashMap<RollupKey<'_, T>, Sums>,
+    sums: &RollupSums<'_, T>,
     sign: impl Fn(Sums) -> Sums,
 ) -> Result<(), Error> {
-    if sums.is_empty() {
+    if sums.values().all(|f| f.is_empty()) {
         return Ok(());
     }
     let mut insert = client.insert::<RollupRow<'_, T>>(table).await?;
-    for (&(bucket, service, profile_type, sample_type, function), &s) in sums {
-        let s = sign(s);
-        insert
-            .write(&RollupRow { bucket, service, profile_type, sample_type, function: B(function), flat: s.0, cum: s.1, profiles: s.2 })
-            .await?;
+    for (&(bucket, service, profile_type, sample_type), functions) in sums {
+        for (&function, &s) in functions {
+            let s = sign(s);
+            let row = RollupRow { bucket, service, profile_type, sample_type, function: B(function), flat: s.0, cum: s.1, profiles: s.2 };
+            insert.write(&row).await?;
+        }
     }
     insert.end().await?;
     Ok(())
