@@ -232,8 +232,24 @@ fn sample_type_names(fresh: &[&ProfileRecord]) -> Vec<Vec<String>> {
     fresh.iter().map(|r| r.exploded.facts.sample_types.iter().map(|t| t.to_string()).collect()).collect()
 }
 
-/// The rollup tables, in the order they are written.
-const ROLLUP_TABLES: [&str; 2] = ["function_values_hourly", "function_values_daily"];
+/// A rollup table.
+#[derive(Clone, Copy)]
+enum Rollup {
+    Hourly,
+    Daily,
+}
+
+impl Rollup {
+    /// The rollups, in the order they are written.
+    const ALL: [Rollup; 2] = [Rollup::Hourly, Rollup::Daily];
+
+    fn table(self) -> &'static str {
+        match self {
+            Rollup::Hourly => "function_values_hourly",
+            Rollup::Daily => "function_values_daily",
+        }
+    }
+}
 
 /// Stacks per `ingest` row: a profile with more is sent as several rows (its facts repeated,
 /// its functions in the first), so no one row — serialized whole by the client before it is
@@ -390,11 +406,11 @@ impl Writer {
         // held them. Run again after an interruption, both inserts are duplicates.
         let types = sample_type_names(&fresh);
         let rollups = Rollups::of(&fresh, &types);
-        for table in ROLLUP_TABLES {
-            match self.write_rollup(table, &rollups, &token, false).await {
-                Ok(()) => self.write_rollup(table, &rollups, &token, true).await?,
+        for rollup in Rollup::ALL {
+            match self.write_rollup(rollup, &rollups, &token, false).await {
+                Ok(()) => self.write_rollup(rollup, &rollups, &token, true).await?,
                 Err(e) if !e.is_transient() => {
-                    tracing::debug!(table, error = %e, "the rollup refuses the batch's sums: it holds none of them");
+                    tracing::debug!(table = rollup.table(), error = %e, "the rollup refuses the batch's sums: it holds none of them");
                 }
                 Err(e) => return Err(e),
             }
@@ -426,19 +442,18 @@ impl Writer {
 
     /// Inserts the batch's sums into the rollup `table` (`negate`: the sums taken back out), one
     /// insert under its own token derived from the batch's `token`.
-    async fn write_rollup(&self, table: &str, rollups: &Rollups<'_>, token: &str, negate: bool) -> Result<(), Error> {
+    async fn write_rollup(&self, rollup: Rollup, rollups: &Rollups<'_>, token: &str, negate: bool) -> Result<(), Error> {
+        let table = rollup.table();
         let token = format!("{token}/{table}{}", if negate { "/undo" } else { "" });
         // `optimize_on_insert = 0`: the rows are one per key already, and summing the block
         // again before it is written took half of a rollup's insert time (measured); every query
         // sums anyway, as parts are summed only by merges.
         let client = self.client.clone().with_option("insert_deduplication_token", &token).with_option("optimize_on_insert", "0");
         let sign = |s: Sums| if negate { Sums(s.0.wrapping_neg(), s.1.wrapping_neg(), s.2.wrapping_neg()) } else { s };
-        if table == ROLLUP_TABLES[0] {
-            insert_sums(&client, table, &rollups.hourly, sign).await?;
-        } else {
-            insert_sums(&client, table, &rollups.daily, sign).await?;
+        match rollup {
+            Rollup::Hourly => insert_sums(&client, table, &rollups.hourly, sign).await,
+            Rollup::Daily => insert_sums(&client, table, &rollups.daily, sign).await,
         }
-        Ok(())
     }
 
     /// Writes `records`, skipping profiles already stored (and repeats within `records`).
@@ -479,8 +494,8 @@ impl Writer {
             insert.end().await?;
             let types = sample_type_names(&fresh);
             let rollups = Rollups::of(&fresh, &types);
-            for table in ROLLUP_TABLES {
-                self.write_rollup(table, &rollups, &token, false).await?;
+            for rollup in Rollup::ALL {
+                self.write_rollup(rollup, &rollups, &token, false).await?;
             }
             // The markers last: a profile is "stored" only once all of its data is.
             let mut markers = client.insert::<MarkerRow<'_>>("profiles").await?;
