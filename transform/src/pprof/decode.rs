@@ -689,24 +689,28 @@ fn parse(pb: &Bytes, l: &Limits, checked: bool, bufs: &mut DecodeBuffers) -> Res
                 r.message(wt, depth, |r, tag, wt, depth| {
                     match tag {
                         1 => {
-                            r.repeated_into(wt, locs, |v| narrow_id(v, wide, &mut wide_ix))?;
+                            r.repeated_ids_into(wt, locs, |v| narrow_id(v, wide, &mut wide_ix))?;
                             limit(locs.len() - locs_before, l.max_stack_depth, checked)?;
                         }
                         2 => r.repeated_into(wt, values, |v| v as i64)?,
                         3 => {
                             let mut lab = [0i64; 3];
-                            r.message(wt, depth, |r, tag, wt, depth| {
-                                match tag {
-                                    1 => lab[0] = r.scalar(wt)? as i64,
-                                    2 => lab[1] = r.scalar(wt)? as i64,
-                                    3 => {
-                                        r.scalar(wt)?;
+                            if let Some([key, str, _, unit]) = r.varint_fields::<4>(wt, depth) {
+                                lab = [key as i64, str as i64, unit as i64];
+                            } else {
+                                r.message(wt, depth, |r, tag, wt, depth| {
+                                    match tag {
+                                        1 => lab[0] = r.scalar(wt)? as i64,
+                                        2 => lab[1] = r.scalar(wt)? as i64,
+                                        3 => {
+                                            r.scalar(wt)?;
+                                        }
+                                        4 => lab[2] = r.scalar(wt)? as i64,
+                                        _ => r.skip(wt, tag, depth)?,
                                     }
-                                    4 => lab[2] = r.scalar(wt)? as i64,
-                                    _ => r.skip(wt, tag, depth)?,
-                                }
-                                Ok(())
-                            })?;
+                                    Ok(())
+                                })?;
+                            }
                             for &s in &lab {
                                 label_str_min = label_str_min.min(s);
                                 label_str_max = label_str_max.max(s);
@@ -730,18 +734,22 @@ fn parse(pb: &Bytes, l: &Limits, checked: bool, bufs: &mut DecodeBuffers) -> Res
             }
             3 => {
                 let mut m = Mapping::default();
-                r.message(wt, depth, |r, tag, wt, depth| {
-                    match tag {
-                        1 => m.id = r.scalar(wt)?,
-                        5 => m.filename = r.scalar(wt)? as i64,
-                        6 => m.build_id = r.scalar(wt)? as i64,
-                        2..=4 | 7..=10 => {
-                            r.scalar(wt)?;
+                if let Some(v) = r.varint_fields::<10>(wt, depth) {
+                    m = Mapping { id: v[0], filename: v[4] as i64, build_id: v[5] as i64 };
+                } else {
+                    r.message(wt, depth, |r, tag, wt, depth| {
+                        match tag {
+                            1 => m.id = r.scalar(wt)?,
+                            5 => m.filename = r.scalar(wt)? as i64,
+                            6 => m.build_id = r.scalar(wt)? as i64,
+                            2..=4 | 7..=10 => {
+                                r.scalar(wt)?;
+                            }
+                            _ => r.skip(wt, tag, depth)?,
                         }
-                        _ => r.skip(wt, tag, depth)?,
-                    }
-                    Ok(())
-                })?;
+                        Ok(())
+                    })?;
+                }
                 p.mapping.push(m);
             }
             4 => {
@@ -758,16 +766,20 @@ fn parse(pb: &Bytes, l: &Limits, checked: bool, bufs: &mut DecodeBuffers) -> Res
                         }
                         4 => {
                             let mut function_id = 0u64;
-                            r.message(wt, depth, |r, tag, wt, depth| {
-                                match tag {
-                                    1 => function_id = r.scalar(wt)?,
-                                    2 | 3 => {
-                                        r.scalar(wt)?;
+                            if let Some([id, _, _]) = r.varint_fields::<3>(wt, depth) {
+                                function_id = id;
+                            } else {
+                                r.message(wt, depth, |r, tag, wt, depth| {
+                                    match tag {
+                                        1 => function_id = r.scalar(wt)?,
+                                        2 | 3 => {
+                                            r.scalar(wt)?;
+                                        }
+                                        _ => r.skip(wt, tag, depth)?,
                                     }
-                                    _ => r.skip(wt, tag, depth)?,
-                                }
-                                Ok(())
-                            })?;
+                                    Ok(())
+                                })?;
+                            }
                             lines.push(function_id);
                             limit(lines.len() - lines_before, l.max_lines_per_location, checked)?;
                         }
@@ -782,19 +794,23 @@ fn parse(pb: &Bytes, l: &Limits, checked: bool, bufs: &mut DecodeBuffers) -> Res
             5 => {
                 limit(p.function.len() + 1, l.max_functions, checked)?;
                 let mut f = Function::default();
-                r.message(wt, depth, |r, tag, wt, depth| {
-                    match tag {
-                        1 => f.id = r.scalar(wt)?,
-                        2 => f.name = r.scalar(wt)? as i64,
-                        3 => f.system_name = r.scalar(wt)? as i64,
-                        4 => f.filename = r.scalar(wt)? as i64,
-                        5 => {
-                            r.scalar(wt)?;
+                if let Some([id, name, system_name, filename, _]) = r.varint_fields::<5>(wt, depth) {
+                    f = Function { id, name: name as i64, system_name: system_name as i64, filename: filename as i64 };
+                } else {
+                    r.message(wt, depth, |r, tag, wt, depth| {
+                        match tag {
+                            1 => f.id = r.scalar(wt)?,
+                            2 => f.name = r.scalar(wt)? as i64,
+                            3 => f.system_name = r.scalar(wt)? as i64,
+                            4 => f.filename = r.scalar(wt)? as i64,
+                            5 => {
+                                r.scalar(wt)?;
+                            }
+                            _ => r.skip(wt, tag, depth)?,
                         }
-                        _ => r.skip(wt, tag, depth)?,
-                    }
-                    Ok(())
-                })?;
+                        Ok(())
+                    })?;
+                }
                 p.function.push(f);
             }
             6 => {
