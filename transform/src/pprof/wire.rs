@@ -539,18 +539,22 @@ mod tests {
         }
     }
 
+    /// A reproducible stream of pseudo-random numbers (xorshift64) for the randomized tests.
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
     /// `varint_fields` reads a message as `message` does, or leaves it to it: random messages
     /// of varint fields, with other wire types, multi-byte keys, tag 0, tags over `N`, long
     /// varints and cuts among them.
     #[test]
     fn varint_fields_read_like_message() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let (mut fast, mut plain_only) = (0, 0);
         for _ in 0..20_000 {
             let mut body = Vec::new();
@@ -574,11 +578,11 @@ mod tests {
                     _ => body.extend_from_slice(&[0; 4]),
                 }
             }
-            if next() % 8 == 0 && !body.is_empty() {
+            if next().is_multiple_of(8) && !body.is_empty() {
                 body.truncate((next() as usize) % body.len());
             }
             let mut buf = Vec::new();
-            let claimed = if next() % 16 == 0 { body.len() as u64 + next() % 3 } else { body.len() as u64 };
+            let claimed = if next().is_multiple_of(16) { body.len() as u64 + next() % 3 } else { body.len() as u64 };
             varint_bytes(claimed, &mut buf);
             buf.extend_from_slice(&body);
             buf.extend_from_slice(&[0x08, 0x01]);
@@ -638,13 +642,7 @@ mod tests {
     /// pattern and every way a run can end inside a window is met.
     #[test]
     fn windows_read_like_the_plain_loop() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..300 {
             let mut payload = Vec::new();
             let values = next() % 40;
