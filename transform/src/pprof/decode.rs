@@ -734,22 +734,18 @@ fn parse(pb: &Bytes, l: &Limits, checked: bool, bufs: &mut DecodeBuffers) -> Res
             }
             3 => {
                 let mut m = Mapping::default();
-                if let Some(v) = r.varint_fields::<10>(wt, depth) {
-                    m = Mapping { id: v[0], filename: v[4] as i64, build_id: v[5] as i64 };
-                } else {
-                    r.message(wt, depth, |r, tag, wt, depth| {
-                        match tag {
-                            1 => m.id = r.scalar(wt)?,
-                            5 => m.filename = r.scalar(wt)? as i64,
-                            6 => m.build_id = r.scalar(wt)? as i64,
-                            2..=4 | 7..=10 => {
-                                r.scalar(wt)?;
-                            }
-                            _ => r.skip(wt, tag, depth)?,
+                r.message(wt, depth, |r, tag, wt, depth| {
+                    match tag {
+                        1 => m.id = r.scalar(wt)?,
+                        5 => m.filename = r.scalar(wt)? as i64,
+                        6 => m.build_id = r.scalar(wt)? as i64,
+                        2..=4 | 7..=10 => {
+                            r.scalar(wt)?;
                         }
-                        Ok(())
-                    })?;
-                }
+                        _ => r.skip(wt, tag, depth)?,
+                    }
+                    Ok(())
+                })?;
                 p.mapping.push(m);
             }
             4 => {

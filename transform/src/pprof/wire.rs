@@ -325,9 +325,9 @@ impl<'a> Reader<'a> {
         self.packed_with(wt, out, f, |buf, start, end, out, f| scalar_run(&buf[start..end], out, f))
     }
 
-    /// [`Reader::repeated_into`] for IDs: `f` must give `v as u32` for every `v` below 2²¹, as
-    /// those are stored without calling it. On x86-64 with SSSE3 a packed run is decoded eight
-    /// bytes at a time ([`ids_run`]): real profiles' location IDs mix one- and two-byte varints
+    /// [`Reader::repeated_into`] for IDs: `f` must give `v as u32` for every `v` below 2¹⁴ (the
+    /// one- and two-byte varints), as those may be stored without calling it. On x86-64 with
+    /// SSSE3 a packed run of 16 bytes or more is decoded eight bytes at a time ([`ids_run`]): real profiles' location IDs mix one- and two-byte varints
     /// about evenly, which the byte-at-a-time loop pays for in mispredicted branches.
     #[inline(always)]
     pub fn repeated_ids_into(&mut self, wt: u8, out: &mut Vec<u32>, f: impl FnMut(u64) -> u32) -> Result<()> {
@@ -371,7 +371,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An embedded message whose fields are all varints numbered 1 to `N` with one-byte keys,
-    /// as every writer encodes pprof's small messages (labels, lines, functions, mappings):
+    /// as every writer encodes pprof's small messages (labels, lines, functions):
     /// its fields' values (0 where absent, the last where repeated). `None`, with nothing read,
     /// for anything else (another field, a varint cut by the message's end, an error): the
     /// caller then reads the message with [`Reader::message`], which accepts or refuses it as
