@@ -575,6 +575,8 @@ impl Walk<'_> {
         let (loc_start, loc_nodes, loc_one) = (*loc_start, *loc_nodes, loc_one.as_slice());
         let seen = seen.as_mut_slice();
         let starts = &profile.sample_loc_start;
+        // The most nodes a location has: a sample's frames fit in its stack's length times this.
+        let most = loc_start.windows(2).map(|w| (w[1] - w[0]) as usize).max().unwrap_or(1);
         for (si, v) in values.iter().enumerate() {
             if v.iter().all(|&x| x == 0) {
                 continue;
@@ -583,9 +585,14 @@ impl Walk<'_> {
             add(totals, v);
             let Some(&first) = stack.first() else { continue };
             let stamp = si as u32 + 1;
+            // The frames go into room made for the whole stack first, their count kept in a
+            // register: a push per frame stored and reloaded the vector's length every frame.
             if STACKS {
                 frames.clear();
+                frames.reserve(stack.len() * most);
             }
+            let out = frames.spare_capacity_mut();
+            let mut n_frames = 0;
             // Validated and resolved: location positions. Every location has at least one node.
             let leaf = loc_nodes[loc_start[first as usize] as usize] as usize;
             add(&mut flat[leaf], v);
@@ -596,19 +603,23 @@ impl Walk<'_> {
                     // The common case: a location of one node (no inlined frames).
                     count_cum_branchless(&mut cum[one as usize], &mut seen[one as usize], stamp, v);
                     if STACKS {
-                        frames.push(one);
+                        out[n_frames].write(one);
+                        n_frames += 1;
                     }
                     continue;
                 }
                 let nodes = &loc_nodes[loc_start[li] as usize..loc_start[li + 1] as usize];
                 for &n in nodes {
                     count_cum_branchless(&mut cum[n as usize], &mut seen[n as usize], stamp, v);
-                }
-                if STACKS {
-                    frames.extend_from_slice(nodes);
+                    if STACKS {
+                        out[n_frames].write(n);
+                        n_frames += 1;
+                    }
                 }
             }
             if STACKS {
+                // SAFETY: the loop above wrote the first `n_frames` elements.
+                unsafe { frames.set_len(n_frames) };
                 table.add(si as u32, frames, v);
             }
         }
