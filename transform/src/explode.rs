@@ -575,8 +575,6 @@ impl Walk<'_> {
         let (loc_start, loc_nodes, loc_one) = (*loc_start, *loc_nodes, loc_one.as_slice());
         let seen = seen.as_mut_slice();
         let starts = &profile.sample_loc_start;
-        // The most nodes a location has: a sample's frames fit in its stack's length times this.
-        let most = loc_start.windows(2).map(|w| (w[1] - w[0]) as usize).max().unwrap_or(1);
         for (si, v) in values.iter().enumerate() {
             if v.iter().all(|&x| x == 0) {
                 continue;
@@ -585,41 +583,47 @@ impl Walk<'_> {
             add(totals, v);
             let Some(&first) = stack.first() else { continue };
             let stamp = si as u32 + 1;
-            // The frames go into room made for the whole stack first, their count kept in a
-            // register: a push per frame stored and reloaded the vector's length every frame.
+            // The frames go into room made for one frame per location first, their count kept in
+            // a register: a push per frame stored and reloaded the vector's length every frame.
+            // `frames[..base]` are written, then `out[..n]`.
             if STACKS {
                 frames.clear();
-                frames.reserve(stack.len() * most);
+                frames.reserve(stack.len());
             }
-            let out = frames.spare_capacity_mut();
-            let mut n_frames = 0;
+            let (mut base, mut n) = (0, 0);
+            let mut out = frames.spare_capacity_mut();
             // Validated and resolved: location positions. Every location has at least one node.
             let leaf = loc_nodes[loc_start[first as usize] as usize] as usize;
             add(&mut flat[leaf], v);
-            for &li in stack {
+            for (at, &li) in stack.iter().enumerate() {
                 let li = li as usize;
                 let one = loc_one[li];
                 if one != u32::MAX {
                     // The common case: a location of one node (no inlined frames).
                     count_cum_branchless(&mut cum[one as usize], &mut seen[one as usize], stamp, v);
                     if STACKS {
-                        out[n_frames].write(one);
-                        n_frames += 1;
+                        out[n].write(one);
+                        n += 1;
                     }
                     continue;
                 }
                 let nodes = &loc_nodes[loc_start[li] as usize..loc_start[li + 1] as usize];
-                for &n in nodes {
-                    count_cum_branchless(&mut cum[n as usize], &mut seen[n as usize], stamp, v);
-                    if STACKS {
-                        out[n_frames].write(n);
-                        n_frames += 1;
-                    }
+                for &node in nodes {
+                    count_cum_branchless(&mut cum[node as usize], &mut seen[node as usize], stamp, v);
+                }
+                if STACKS {
+                    // Inlined calls: the nodes, then room again for one frame per location left.
+                    // SAFETY: `frames[..base]` and `out[..n]` (right after them) are written.
+                    unsafe { frames.set_len(base + n) };
+                    frames.extend_from_slice(nodes);
+                    frames.reserve(stack.len() - at - 1);
+                    (base, n) = (frames.len(), 0);
+                    out = frames.spare_capacity_mut();
                 }
             }
             if STACKS {
-                // SAFETY: the loop above wrote the first `n_frames` elements.
-                unsafe { frames.set_len(n_frames) };
+                // SAFETY: as above.
+                unsafe { frames.set_len(base + n) };
                 table.add(si as u32, frames, v);
             }
         }
