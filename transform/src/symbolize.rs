@@ -163,7 +163,7 @@ mod sse2 {
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(hay, needle).is_some()
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// pprof's `removeMatching`: removes balanced `start…end` groups (outermost first, left to

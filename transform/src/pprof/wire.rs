@@ -327,8 +327,9 @@ impl<'a> Reader<'a> {
 
     /// [`Reader::repeated_into`] for IDs: `f` must give `v as u32` for every `v` below 2¹⁴ (the
     /// one- and two-byte varints), as those may be stored without calling it. On x86-64 with
-    /// SSSE3 a packed run of 16 bytes or more is decoded eight bytes at a time ([`ids_run`]): real profiles' location IDs mix one- and two-byte varints
-    /// about evenly, which the byte-at-a-time loop pays for in mispredicted branches.
+    /// SSSE3 a packed run of 16 bytes or more is decoded eight bytes at a time ([`ids_run`]):
+    /// real profiles' location IDs mix one- and two-byte varints about evenly, which the
+    /// byte-at-a-time loop pays for in mispredicted branches.
     #[inline(always)]
     pub fn repeated_ids_into(&mut self, wt: u8, out: &mut Vec<u32>, f: impl FnMut(u64) -> u32) -> Result<()> {
         self.packed_with(wt, out, f, ids_run)
