@@ -219,6 +219,10 @@ pub struct LimitFlags {
     #[arg(long, env = "PPROFHOUSE_MAX_FUNCTION_CELLS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_function_cells: Option<u64>,
+    /// Longest drop_frames/keep_frames pattern a profile may carry, in bytes [default: 65536].
+    #[arg(long, env = "PPROFHOUSE_MAX_FRAME_FILTER_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_frame_filter_bytes: Option<usize>,
 }
 
 /// `[worker]`.

@@ -133,10 +133,13 @@ fn merged_profiles_read_by_pprof_equal_pprof_merging_the_files() {
     }
 
     // Mangled C++ and Rust names, Go generics, names that only look like C++: stored as pprof's
-    // symbolizer leaves them, and not demangled or simplified a second time.
+    // symbolizer leaves them, and not demangled or simplified a second time. A profile with
+    // frame filters: its stacks stored as pprof prunes them (the merged profile has no filters).
     let names = pprofhouse_tests::oracle::name_fixtures();
-    let mut named: Vec<PathBuf> =
-        ["cpp-mangled", "rust-mangled", "go-generics", "looks-like-cpp"].iter().map(|n| names.join(format!("{n}.pb.gz"))).collect();
+    let mut named: Vec<PathBuf> = ["cpp-mangled", "rust-mangled", "go-generics", "looks-like-cpp", "frame-filters"]
+        .iter()
+        .map(|n| names.join(format!("{n}.pb.gz")))
+        .collect();
     named.push(pprofhouse_tests::oracle::shared_name_fixtures().join("go-generics-cpu.pb.gz"));
     for (i, path) in named.iter().enumerate() {
         let ptype = format!("names{i}");

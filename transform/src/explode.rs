@@ -13,6 +13,9 @@
 //!   function name the name is that of the
 //!   location's mapping file in brackets (`[libc.so.6]`, its base name) or `<unknown>`; addresses
 //!   are dropped at function granularity, so unsymbolized frames of one binary become one node.
+//! - When the profile carries frame filters (`drop_frames`, `keep_frames`), its locations and
+//!   stacks are first pruned with them as pprof prunes them (module `prune`, matching those
+//!   names): the walk reads the stacks that are left.
 //! - **flat**: the sample's value goes to the first node of its first location (the leaf).
 //! - **cum**: every distinct node on the sample's stack gets the value once, so recursion and
 //!   inlined frames of the same function are not double counted.
@@ -28,6 +31,7 @@ use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::pprof::{Profile, SampleType};
+use crate::prune::{self, Cut, FrameFilter};
 use crate::symbolize::{pprof_name, Demangle};
 
 /// What to compute besides per-function values.
@@ -496,6 +500,10 @@ struct Walk<'a> {
     /// The last sample (stamp) that counted each node's cum.
     seen: Vec<u32>,
     totals: Vec<i64>,
+    /// Sample `i`'s stack is `sample_locs[sample_start[i]..sample_start[i + 1]]`: the
+    /// profile's, or the stacks its frame filters left.
+    sample_start: &'a [u32],
+    sample_locs: &'a [u32],
     /// Location position → its nodes: `loc_nodes[loc_start[l]..loc_start[l + 1]]`.
     loc_start: &'a [u32],
     loc_nodes: &'a [u32],
@@ -544,7 +552,7 @@ impl Walk<'_> {
             if v.iter().all(|&x| x == 0) {
                 continue;
             }
-            let stack = &profile.sample_locs[profile.sample_loc_start[si] as usize..profile.sample_loc_start[si + 1] as usize];
+            let stack = &self.sample_locs[self.sample_start[si] as usize..self.sample_start[si + 1] as usize];
             add(&mut self.totals, v);
             let stamp = si as u32 + 1;
             self.frames.clear();
@@ -567,19 +575,19 @@ impl Walk<'_> {
     /// and leaf first is the order a stack is hashed and stored in.
     #[inline(never)]
     fn run_leaf_first<const K: usize, const STACKS: bool>(&mut self, profile: &Profile) {
-        let Walk { flat, cum, seen, totals, loc_start, loc_nodes, loc_one, frames, table, .. } = self;
+        let Walk { flat, cum, seen, totals, sample_start, sample_locs, loc_start, loc_nodes, loc_one, frames, table, .. } = self;
         let (flat, _) = flat.as_chunks_mut::<K>();
         let (cum, _) = cum.as_chunks_mut::<K>();
         let (values, _) = profile.values.as_chunks::<K>();
         let totals: &mut [i64; K] = totals.as_mut_slice().try_into().expect("k totals");
         let (loc_start, loc_nodes, loc_one) = (*loc_start, *loc_nodes, loc_one.as_slice());
         let seen = seen.as_mut_slice();
-        let starts = &profile.sample_loc_start;
+        let (starts, sample_locs) = (*sample_start, *sample_locs);
         for (si, v) in values.iter().enumerate() {
             if v.iter().all(|&x| x == 0) {
                 continue;
             }
-            let stack = &profile.sample_locs[starts[si] as usize..starts[si + 1] as usize];
+            let stack = &sample_locs[starts[si] as usize..starts[si + 1] as usize];
             add(totals, v);
             let Some(&first) = stack.first() else { continue };
             let stamp = si as u32 + 1;
@@ -718,13 +726,19 @@ fn explode_inner(profile: &Profile, opts: ExplodeOptions, frames_wanted: Option<
     let mut names = Interner::with_capacity(n_funcs + 8);
 
     // Function position → node id (None: the function has no name; named per location).
-    // Names are computed once per function, as pprof's symbolizer leaves them.
+    // Names are computed once per function, as pprof's symbolizer leaves them; so is whether
+    // the profile's frame filters drop the function (`func_dropped`, only when it has them).
+    let filter = FrameFilter::of(profile);
+    let mut func_dropped: Vec<bool> = Vec::new();
     let func_node: Vec<Option<u32>> = profile
         .function
         .iter()
         .map(|f| {
             let (name, system_name) = (profile.str(f.name), profile.str(f.system_name));
             let name = pprof_name(name, system_name, opts.demangle);
+            if let Some(filter) = &filter {
+                func_dropped.push(!name.is_empty() && filter.drops(&name));
+            }
             (!name.is_empty()).then(|| names.intern(&name))
         })
         .collect();
@@ -734,6 +748,8 @@ fn explode_inner(profile: &Profile, opts: ExplodeOptions, frames_wanted: Option<
     let mut loc_start: Vec<u32> = Vec::with_capacity(n_locs + 1);
     let mut loc_nodes: Vec<u32> = Vec::with_capacity(profile.line_function.len() + n_locs);
     let mut unnamed: HashMap<u64, u32> = HashMap::new();
+    // With frame filters: what they do to each location (its lines trimmed here).
+    let mut loc_cut: Vec<Cut> = Vec::new();
     for li in 0..n_locs {
         loc_start.push(loc_nodes.len() as u32);
         let mapping_id = profile.loc_mapping[li];
@@ -743,7 +759,15 @@ fn explode_inner(profile: &Profile, opts: ExplodeOptions, frames_wanted: Option<
                 names.intern(&name)
             })
         };
-        let lines = &profile.line_function[profile.loc_line_start[li] as usize..profile.loc_line_start[li + 1] as usize];
+        let mut lines = &profile.line_function[profile.loc_line_start[li] as usize..profile.loc_line_start[li + 1] as usize];
+        if filter.is_some() {
+            let dropped = |i: usize| profile.functions.get(lines[i]).is_some_and(|fi| func_dropped[fi]);
+            let (cut, at) = prune::location_cut(lines.len(), dropped);
+            if cut == Cut::Beneath {
+                lines = &lines[at + 1..];
+            }
+            loc_cut.push(cut);
+        }
         if lines.is_empty() {
             let id = unnamed_id();
             loc_nodes.push(id);
@@ -760,6 +784,22 @@ fn explode_inner(profile: &Profile, opts: ExplodeOptions, frames_wanted: Option<
     }
     loc_start.push(loc_nodes.len() as u32);
 
+    // The stacks the frame filters leave, when they cut any location.
+    let pruned = loc_cut.iter().any(|&c| c != Cut::Keep).then(|| {
+        let mut start = Vec::with_capacity(profile.sample_loc_start.len());
+        let mut locs = Vec::with_capacity(profile.sample_locs.len());
+        start.push(0);
+        for w in profile.sample_loc_start.windows(2) {
+            locs.extend_from_slice(prune::pruned_stack(&profile.sample_locs[w[0] as usize..w[1] as usize], &loc_cut));
+            start.push(locs.len() as u32);
+        }
+        (start, locs)
+    });
+    let (sample_start, sample_locs) = match &pruned {
+        Some((start, locs)) => (&start[..], &locs[..]),
+        None => (&profile.sample_loc_start[..], &profile.sample_locs[..]),
+    };
+
     let n_nodes = names.names.len();
     let name_hashes: Vec<u64> = if opts.stacks { names.names.iter().map(xxh3_64).collect() } else { Vec::new() };
     let mut walk = Walk {
@@ -768,6 +808,8 @@ fn explode_inner(profile: &Profile, opts: ExplodeOptions, frames_wanted: Option<
         cum: vec![0i64; n_nodes * k],
         seen: vec![0u32; n_nodes],
         totals: vec![0i64; k],
+        sample_start,
+        sample_locs,
         loc_start: &loc_start,
         loc_nodes: &loc_nodes,
         loc_one: loc_start.windows(2).map(|w| if w[1] - w[0] == 1 { loc_nodes[w[0] as usize] } else { u32::MAX }).collect(),
@@ -811,7 +853,7 @@ fn explode_inner(profile: &Profile, opts: ExplodeOptions, frames_wanted: Option<
         // yet wants every stack's frames, and a copy call per location made that slower.
         stacks.frames_after(&wanted, |i, out| {
             let si = first_sample[i] as usize;
-            for &li in &profile.sample_locs[profile.sample_loc_start[si] as usize..profile.sample_loc_start[si + 1] as usize] {
+            for &li in &sample_locs[sample_start[si] as usize..sample_start[si + 1] as usize] {
                 let li = li as usize;
                 match loc_one[li] {
                     u32::MAX => out.extend_from_slice(&loc_nodes[loc_start[li] as usize..loc_start[li + 1] as usize]),

@@ -21,7 +21,8 @@
 //!    (times, period, totals, label keys) and, on request, its distinct stacks with stable
 //!    64-bit hashes for flame graphs. Functions are named as pprof's symbolizer leaves them
 //!    ([`symbolize`]: C++ and Rust demangling, simplification of names that look like
-//!    demangled C++), in one of pprof's `-symbolize=demangle=` modes ([`Demangle`]).
+//!    demangled C++), in one of pprof's `-symbolize=demangle=` modes ([`Demangle`]); then, as
+//!    pprof does, pruned with the profile's own `drop_frames`/`keep_frames` (`prune`).
 //! 3. **Output** — [`report`]: TSV with ClickHouse escaping and a pprof-like `-top` table.
 //!
 //! The crate is pure: bytes in, numbers out, no I/O and no async. The `pprofhouse` binary, the
@@ -32,6 +33,7 @@
 
 pub mod explode;
 pub mod pprof;
+mod prune;
 pub mod report;
 pub mod symbolize;
 

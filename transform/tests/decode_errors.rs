@@ -205,6 +205,20 @@ fn work_limits_name_the_limit_they_stop() {
         .map(|id| proto::Location { id, line: vec![proto::Line { function_id: 1, ..Default::default() }], ..Default::default() })
         .collect();
     over(locs, Limits { max_locations: 99, ..Default::default() }, "max_locations");
+    // A drop_frames or keep_frames pattern longer than the limit (compiling it takes memory in
+    // proportion to its length); the same pattern passes a limit its length fits.
+    for field in ["drop", "keep"] {
+        let mut filtered = minimal();
+        let at = filtered.string_table.len() as i64;
+        filtered.string_table.push(Bytes::from("a|".repeat(5000) + "b"));
+        if field == "drop" {
+            filtered.drop_frames = at;
+        } else {
+            filtered.keep_frames = at;
+        }
+        over(filtered.clone(), Limits { max_frame_filter_bytes: 10_000, ..Default::default() }, "max_frame_filter_bytes");
+        assert!(decode(filtered.encode_to_vec(), &Limits { max_frame_filter_bytes: 10_001, ..Default::default() }).is_ok());
+    }
     // Within every limit, the same shapes decode.
     assert!(decode(minimal().encode_to_vec(), &Limits::default()).is_ok());
 }

@@ -43,6 +43,9 @@ pub struct Limits {
     pub max_expanded_frames: u64,
     /// Most (function × sample type) cells: the memory of the per-function tables.
     pub max_function_cells: u64,
+    /// Longest `drop_frames` or `keep_frames` pattern, in bytes: compiling a regular expression
+    /// takes memory in proportion to its length.
+    pub max_frame_filter_bytes: usize,
 }
 
 impl Default for Limits {
@@ -58,6 +61,7 @@ impl Default for Limits {
             max_stack_depth: 8192,
             max_expanded_frames: 500_000_000,
             max_function_cells: 16_000_000,
+            max_frame_filter_bytes: 65_536,
         }
     }
 }
@@ -873,6 +877,15 @@ fn validate(parsed: Parsed, pb: &[u8], decoded_bytes: usize, l: &Limits) -> Resu
     for i in [p.drop_frames, p.keep_frames, p.default_sample_type, p.doc_url] {
         check_str(i)?;
     }
+    for i in [p.drop_frames, p.keep_frames] {
+        let (start, end) = p.strings[i as usize];
+        over(
+            "max_frame_filter_bytes",
+            "bytes in a drop_frames/keep_frames pattern",
+            (end - start) as u64,
+            l.max_frame_filter_bytes as u64,
+        )?;
+    }
     for &c in &p.comment {
         check_str(c)?;
     }
@@ -1047,6 +1060,11 @@ fn first_sample_error(pb: &[u8], want: usize, strings: usize, locations: &IdInde
 impl Profile {
     /// The string at `index` of the string table (validated during decode).
     #[inline]
+    /// `drop_frames` and `keep_frames` (empty when absent).
+    pub(crate) fn frame_filters(&self) -> (&[u8], &[u8]) {
+        (self.str(self.drop_frames), self.str(self.keep_frames))
+    }
+
     pub(crate) fn str(&self, index: i64) -> &[u8] {
         let (start, end) = self.strings[index as usize];
         &self.buf[start as usize..end as usize]
