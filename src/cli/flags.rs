@@ -223,6 +223,10 @@ pub struct LimitFlags {
     #[arg(long, env = "PPROFHOUSE_MAX_FRAME_FILTER_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_frame_filter_bytes: Option<usize>,
+    /// Most memory the automaton of a drop_frames/keep_frames pattern may take, in bytes [default: 4194304].
+    #[arg(long, env = "PPROFHOUSE_MAX_FRAME_FILTER_DFA_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_frame_filter_dfa_bytes: Option<usize>,
 }
 
 /// `[worker]`.

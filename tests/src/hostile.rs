@@ -77,6 +77,25 @@ pub fn deep_stack() -> Vec<u8> {
     gzip(&p)
 }
 
+/// A `drop_frames` pattern of 100 KB (stopped by `max_frame_filter_bytes`: compiling a
+/// regular expression takes memory in proportion to its length).
+pub fn long_frame_filter() -> Vec<u8> {
+    let mut p = base();
+    p.drop_frames = p.string_table.len() as i64;
+    p.string_table.push(Bytes::from("main\\.x|".repeat(10_000) + "main\\.y"));
+    gzip(&p)
+}
+
+/// A short `drop_frames` pattern whose automaton has millions of states (stopped by
+/// `max_frame_filter_dfa_bytes`). Matched lazily, such a pattern costs up to its whole size per
+/// byte of a name: with megabytes of names, minutes.
+pub fn frame_filter_dfa() -> Vec<u8> {
+    let mut p = base();
+    p.drop_frames = p.string_table.len() as i64;
+    p.string_table.push(Bytes::from_static(b"(a|b)*a(a|b){24}"));
+    gzip(&p)
+}
+
 /// Every hostile profile: (name, bytes, the limit that must stop it).
 pub fn all() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     vec![
@@ -86,5 +105,7 @@ pub fn all() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ("many-sample-types", many_sample_types(), "max_sample_types"),
         ("huge-string-table", huge_string_table(), "max_strings"),
         ("deep-stack", deep_stack(), "max_stack_depth"),
+        ("long-frame-filter", long_frame_filter(), "max_frame_filter_bytes"),
+        ("frame-filter-dfa", frame_filter_dfa(), "max_frame_filter_dfa_bytes"),
     ]
 }

@@ -736,7 +736,7 @@ fn explode_inner(profile: &Profile, opts: ExplodeOptions, frames_wanted: Option<
         .map(|f| {
             let (name, system_name) = (profile.str(f.name), profile.str(f.system_name));
             let name = pprof_name(name, system_name, opts.demangle);
-            if let Some(filter) = &filter {
+            if let Some(filter) = filter {
                 func_dropped.push(!name.is_empty() && filter.drops(&name));
             }
             (!name.is_empty()).then(|| names.intern(&name))

@@ -17,51 +17,95 @@
 //!   at the first pruned location after that, it and every frame beneath it go; at the first
 //!   pruned-beneath location, every frame beneath it goes.
 //!
-//! A pattern that does not compile (for Go's `regexp`: here, one `regex` rejects or one that
-//! compiles past [`REGEX_SIZE_LIMIT`]) means no pruning at all, as pprof ignores the error. How
-//! long a pattern may be is [`crate::pprof::Limits::max_frame_filter_bytes`], checked when
-//! decoding. Two differences with Go's `regexp` remain: `\w`, `\d`, `\s` and `\b` are Unicode
-//! classes here and ASCII in Go, and `\Q…\E` is not supported (such a pattern prunes nothing);
-//! they matter only to patterns that use them on names beyond ASCII.
+//! A pattern that does not parse (for Go's `regexp`; here, one RE2 syntax as `regex` reads it
+//! rejects, or one that is not UTF-8) means no pruning at all, as pprof ignores the error. Each
+//! pattern is compiled to a full DFA, so that matching costs one step per byte of a name
+//! whatever the pattern (a lazy DFA or an NFA simulation costs up to the pattern's size per byte
+//! on a pattern made to defeat its cache: a hostile profile's few kilobytes of pattern and
+//! megabytes of names would stall the worker). How long a pattern may be is
+//! [`crate::pprof::Limits::max_frame_filter_bytes`], and what its automaton may take (and its
+//! construction, and the NFA it is built from) is
+//! [`crate::pprof::Limits::max_frame_filter_dfa_bytes`]; a profile over either is refused when
+//! decoding, before any of that work.
+//! Two differences with Go's `regexp` remain: `\w`, `\d` and `\s` are Unicode classes here and
+//! ASCII in Go (a `\b` makes names beyond ASCII unmatched), and `\Q…\E` is not supported (such a
+//! pattern prunes nothing); they matter only to patterns that use them on names beyond ASCII.
 
-use regex::bytes::{Regex, RegexBuilder};
+use regex_automata::dfa::{dense, Automaton, StartKind};
+use regex_automata::nfa::thompson;
+use regex_automata::{Anchored, Input};
 
 use crate::pprof::Profile;
 
-/// The most memory one compiled pattern may take (`regex`'s size limit), in bytes.
-pub const REGEX_SIZE_LIMIT: usize = 4 << 20;
-
 /// A profile's `drop_frames` / `keep_frames`, compiled.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct FrameFilter {
-    drop: Regex,
-    keep: Option<Regex>,
+    drop: dense::DFA<Vec<u32>>,
+    keep: Option<dense::DFA<Vec<u32>>>,
 }
 
+/// A pattern whose automaton is over the size limit.
+#[derive(Debug)]
+pub(crate) struct TooComplex;
+
 impl FrameFilter {
-    /// The profile's filter; `None` when it has none (`drop_frames` empty) or when either
-    /// pattern does not compile.
-    pub(crate) fn of(profile: &Profile) -> Option<FrameFilter> {
-        let (drop, keep) = profile.frame_filters();
+    /// The filter of a profile whose `drop_frames` and `keep_frames` are these; `None` when it
+    /// has none (`drop_frames` empty) or when either pattern does not parse.
+    /// Each automaton may take `dfa_limit` bytes.
+    pub(crate) fn compile(drop: &[u8], keep: &[u8], dfa_limit: usize) -> Result<Option<FrameFilter>, TooComplex> {
         if drop.is_empty() {
-            return None;
+            return Ok(None);
         }
-        let drop = compile(drop)?;
-        let keep = if keep.is_empty() { None } else { Some(compile(keep)?) };
-        Some(FrameFilter { drop, keep })
+        let Some(drop) = compile(drop, dfa_limit)? else { return Ok(None) };
+        let keep = if keep.is_empty() {
+            None
+        } else {
+            match compile(keep, dfa_limit)? {
+                Some(k) => Some(k),
+                None => return Ok(None),
+            }
+        };
+        Ok(Some(FrameFilter { drop, keep }))
+    }
+
+    /// The profile's filter, as decoding compiled it.
+    pub(crate) fn of(profile: &Profile) -> Option<&FrameFilter> {
+        profile.frame_filter.as_deref()
     }
 
     /// Whether a function of this (symbolized, non-empty) name is dropped.
     pub(crate) fn drops(&self, name: &[u8]) -> bool {
         let name = simplify(name);
-        self.drop.is_match(name) && !self.keep.as_ref().is_some_and(|k| k.is_match(name))
+        matches(&self.drop, name) && !self.keep.as_ref().is_some_and(|k| matches(k, name))
     }
 }
 
-fn compile(pattern: &[u8]) -> Option<Regex> {
+/// Whether the whole name matches (the pattern is anchored at both ends). A DFA that gives up
+/// (a Unicode word boundary next to a byte beyond ASCII) is no match.
+fn matches(dfa: &dense::DFA<Vec<u32>>, name: &[u8]) -> bool {
+    matches!(dfa.try_search_fwd(&Input::new(name).anchored(Anchored::Yes).earliest(true)), Ok(Some(_)))
+}
+
+/// `Ok(None)`: the pattern does not parse (nothing is pruned).
+fn compile(pattern: &[u8], limit: usize) -> Result<Option<dense::DFA<Vec<u32>>>, TooComplex> {
     // Go refuses a pattern that is not UTF-8 (`ErrInvalidUTF8`).
-    let pattern = std::str::from_utf8(pattern).ok()?;
-    RegexBuilder::new(&format!("^({pattern})$")).size_limit(REGEX_SIZE_LIMIT).build().ok()
+    let Ok(pattern) = std::str::from_utf8(pattern) else { return Ok(None) };
+    let anchored = format!("^({pattern})$");
+    if regex_automata::util::syntax::parse(&anchored).is_err() {
+        return Ok(None);
+    }
+    dense::Builder::new()
+        .configure(
+            dense::Config::new()
+                .start_kind(StartKind::Anchored)
+                .unicode_word_boundary(true)
+                .dfa_size_limit(Some(limit))
+                .determinize_size_limit(Some(limit)),
+        )
+        .thompson(thompson::Config::new().nfa_size_limit(Some(limit)))
+        .build(&anchored)
+        .map(Some)
+        .map_err(|_| TooComplex)
 }
 
 /// The name a pattern is matched against (pprof's `simplifyFunc`): without a leading `.` (PPC64
@@ -128,6 +172,8 @@ pub(crate) fn pruned_stack<'a>(stack: &'a [u32], cut: &[Cut]) -> &'a [u32] {
 mod tests {
     use super::*;
 
+    const LIMIT: usize = 4 << 20;
+
     #[test]
     fn simplify_is_pprofs_simplify_func() {
         for (name, want) in [
@@ -177,11 +223,7 @@ mod tests {
     #[test]
     fn patterns_match_whole_names_and_bad_ones_filter_nothing() {
         let f = |drop: &str, keep: &str, name: &str| {
-            let filter = FrameFilter {
-                drop: compile(drop.as_bytes()).unwrap(),
-                keep: (!keep.is_empty()).then(|| compile(keep.as_bytes()).unwrap()),
-            };
-            filter.drops(name.as_bytes())
+            FrameFilter::compile(drop.as_bytes(), keep.as_bytes(), LIMIT).unwrap().unwrap().drops(name.as_bytes())
         };
         assert!(f("malloc|free", "", "malloc"));
         assert!(!f("malloc|free", "", "xmalloc"), "anchored on both ends");
@@ -190,8 +232,26 @@ mod tests {
         assert!(!f("runtime\\..*", "runtime\\.panic.*", "runtime.panicmem"));
         assert!(f("main\\.", "", "main.(*T).Method"), "matched after the cut at `(`");
         assert!(f("foo", "", ".foo"));
-        assert!(compile(b"(").is_none());
-        assert!(compile(b"\xff").is_none());
-        assert!(compile(b"(a{1000}){1000}").is_none(), "over the size limit");
+        assert!(f("a.b", "", "a\u{e9}b"), "`.` is a character, as in Go");
+        assert!(f("\\bx\\b", "", "x"));
+        assert!(!f("x\\b.*", "", "x\u{e9}"), "a word boundary beside a non-ASCII byte: no match");
+        let none = |drop: &[u8], keep: &[u8]| matches!(FrameFilter::compile(drop, keep, LIMIT), Ok(None));
+        assert!(none(b"", b"x"), "keep_frames alone");
+        assert!(none(b"(", b""));
+        assert!(none(b"x", b"("), "a keep_frames that does not parse: nothing at all");
+        assert!(none(b"\xff", b""));
+        assert!(none(b"\\Qa\\E", b""));
+        assert!(matches!(FrameFilter::compile(b"(a|b)*a(a|b){20}", b"", LIMIT), Err(TooComplex)), "a DFA of millions of states");
+    }
+
+    /// pprof's own patterns (those it gives profiles converted from gperftools' formats) fit.
+    #[test]
+    fn pprofs_legacy_patterns_compile_small() {
+        let alloc = "calloc|cfree|malloc|free|memalign|do_memalign|(__)?posix_memalign|pvalloc|valloc|realloc|aligned_alloc|sdallocx|tcmalloc::.*|tc_calloc|tc_cfree|tc_malloc|tc_free|tc_memalign|tc_posix_memalign|tc_pvalloc|tc_valloc|tc_realloc|tc_new|tc_delete|tc_newarray|tc_deletearray|tc_new_nothrow|tc_newarray_nothrow|__builtin_delete|__builtin_new|__builtin_vec_delete|__builtin_vec_new|operator new|operator new\\[\\]|(::)?runtime\\.makemap_small|runtime\\.mallocgc|runtime\\.newobject|runtime\\.newarray|runtime\\.makeslice|runtime\\.growslice|runtime\\.concatstrings|runtime\\.rawstring.*|runtime\\.slicebytetostring|runtime\\.stringtoslicebyte|runtime\\.slicerunetostring|runtime\\.malg|runtime\\.mapassign.*";
+        let skip = "runtime\\.panic|runtime\\.reflectcall|runtime\\.call[0-9]*";
+        let f = FrameFilter::compile(alloc.as_bytes(), skip.as_bytes(), LIMIT).unwrap().unwrap();
+        assert!(f.drop.memory_usage() < LIMIT / 4, "{}", f.drop.memory_usage());
+        assert!(f.drops(b"runtime.mallocgc") && f.drops(b"operator new[]") && f.drops(b"tcmalloc::Alloc(int)"));
+        assert!(!f.drops(b"runtime.call32") && !f.drops(b"main.main"));
     }
 }

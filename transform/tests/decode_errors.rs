@@ -219,6 +219,20 @@ fn work_limits_name_the_limit_they_stop() {
         over(filtered.clone(), Limits { max_frame_filter_bytes: 10_000, ..Default::default() }, "max_frame_filter_bytes");
         assert!(decode(filtered.encode_to_vec(), &Limits { max_frame_filter_bytes: 10_001, ..Default::default() }).is_ok());
     }
+    // A short pattern whose automaton has millions of states: refused, naming the limit; a
+    // pattern that does not parse is no filter (pprof ignores it), not an error.
+    let mut dfa = minimal();
+    dfa.drop_frames = dfa.string_table.len() as i64;
+    dfa.string_table.push(Bytes::from_static(b"(a|b)*a(a|b){20}"));
+    match decode(dfa.encode_to_vec(), &Limits::default()) {
+        Err(e @ DecodeError::FrameFilterTooComplex { .. }) => {
+            assert_eq!(e.kind(), "over_limit");
+            assert!(e.to_string().contains("max_frame_filter_dfa_bytes"), "{e}");
+        }
+        other => panic!("expected FrameFilterTooComplex, got {other:?}"),
+    }
+    *dfa.string_table.last_mut().unwrap() = Bytes::from_static(b"(a|b");
+    assert!(decode(dfa.encode_to_vec(), &Limits::default()).is_ok());
     // Within every limit, the same shapes decode.
     assert!(decode(minimal().encode_to_vec(), &Limits::default()).is_ok());
 }

@@ -8,10 +8,12 @@
 //! a pipeline is better served by a clear error than by a profile quietly missing names.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::wire::{Reader, WireError, RECURSION_LIMIT};
+use crate::prune::{FrameFilter, TooComplex};
 
 /// What one profile may cost. Untrusted input must not be able to make a worker allocate or
 /// compute without bound: the byte limit stops a gzip bomb while inflating, the counts are
@@ -46,6 +48,9 @@ pub struct Limits {
     /// Longest `drop_frames` or `keep_frames` pattern, in bytes: compiling a regular expression
     /// takes memory in proportion to its length.
     pub max_frame_filter_bytes: usize,
+    /// Most memory the automaton of a `drop_frames` or `keep_frames` pattern may take, in bytes
+    /// (and its construction): patterns are matched as full DFAs, one step per byte of a name.
+    pub max_frame_filter_dfa_bytes: usize,
 }
 
 impl Default for Limits {
@@ -62,6 +67,7 @@ impl Default for Limits {
             max_expanded_frames: 500_000_000,
             max_function_cells: 16_000_000,
             max_frame_filter_bytes: 65_536,
+            max_frame_filter_dfa_bytes: 4 << 20,
         }
     }
 }
@@ -134,6 +140,13 @@ pub enum DecodeError {
     /// No sample at all.
     #[error("profile has no samples")]
     NoSamples,
+    /// A `drop_frames` or `keep_frames` pattern whose automaton would take more than
+    /// `max_frame_filter_dfa_bytes`.
+    #[error("profile is over the limit max_frame_filter_dfa_bytes = {max} (its drop_frames/keep_frames pattern needs a larger automaton)")]
+    FrameFilterTooComplex {
+        /// The limit, in bytes.
+        max: usize,
+    },
     /// Over one of the [`Limits`] (other than the byte limit).
     #[error("profile is over the limit {limit} = {max} ({value} {what})")]
     OverLimit {
@@ -163,7 +176,7 @@ impl DecodeError {
             DecodeError::StringIndex { .. } | DecodeError::StringTable => "bad_string_table",
             DecodeError::ValueCount { .. } => "value_count",
             DecodeError::NoSamples => "no_samples",
-            DecodeError::OverLimit { .. } => "over_limit",
+            DecodeError::OverLimit { .. } | DecodeError::FrameFilterTooComplex { .. } => "over_limit",
         }
     }
 }
@@ -279,6 +292,8 @@ pub struct Profile {
     pub(crate) period_type: Option<ValueType>,
     pub(crate) drop_frames: i64,
     pub(crate) keep_frames: i64,
+    /// `drop_frames` and `keep_frames` compiled, when the profile has them and they parse.
+    pub(crate) frame_filter: Option<Arc<FrameFilter>>,
     pub(crate) time_nanos: i64,
     pub(crate) duration_nanos: i64,
     pub(crate) period: i64,
@@ -634,6 +649,7 @@ fn parse(pb: &Bytes, l: &Limits, checked: bool, bufs: &mut DecodeBuffers) -> Res
         period_type: None,
         drop_frames: 0,
         keep_frames: 0,
+        frame_filter: None,
         time_nanos: 0,
         duration_nanos: 0,
         period: 0,
@@ -975,6 +991,12 @@ fn validate(parsed: Parsed, pb: &[u8], decoded_bytes: usize, l: &Limits) -> Resu
     if let Some(e) = work {
         return Err(e);
     }
+    // Last, the costliest check: the frame filters, compiled (a full DFA each).
+    let s = |i: i64| &pb[p.strings[i as usize].0 as usize..p.strings[i as usize].1 as usize];
+    p.frame_filter = match FrameFilter::compile(s(p.drop_frames), s(p.keep_frames), l.max_frame_filter_dfa_bytes) {
+        Ok(filter) => filter.map(Arc::new),
+        Err(TooComplex) => return Err(DecodeError::FrameFilterTooComplex { max: l.max_frame_filter_dfa_bytes }),
+    };
     p.wide_ids = Vec::new();
     p.locations = locations;
     p.functions = functions;
@@ -1060,11 +1082,6 @@ fn first_sample_error(pb: &[u8], want: usize, strings: usize, locations: &IdInde
 impl Profile {
     /// The string at `index` of the string table (validated during decode).
     #[inline]
-    /// `drop_frames` and `keep_frames` (empty when absent).
-    pub(crate) fn frame_filters(&self) -> (&[u8], &[u8]) {
-        (self.str(self.drop_frames), self.str(self.keep_frames))
-    }
-
     pub(crate) fn str(&self, index: i64) -> &[u8] {
         let (start, end) = self.strings[index as usize];
         &self.buf[start as usize..end as usize]
