@@ -500,9 +500,11 @@ struct Walk<'a> {
     /// The last sample (stamp) that counted each node's cum.
     seen: Vec<u32>,
     totals: Vec<i64>,
-    /// Sample `i`'s stack is `sample_locs[sample_start[i]..sample_start[i + 1]]`: the
-    /// profile's, or the stacks its frame filters left.
+    /// Sample `i`'s stack is `sample_locs[sample_start[i]..sample_end[i]]`: the profile's, or
+    /// what its frame filters left of it (they only remove leaf-side frames, so only the start
+    /// moves).
     sample_start: &'a [u32],
+    sample_end: &'a [u32],
     sample_locs: &'a [u32],
     /// Location position → its nodes: `loc_nodes[loc_start[l]..loc_start[l + 1]]`.
     loc_start: &'a [u32],
@@ -552,7 +554,7 @@ impl Walk<'_> {
             if v.iter().all(|&x| x == 0) {
                 continue;
             }
-            let stack = &self.sample_locs[self.sample_start[si] as usize..self.sample_start[si + 1] as usize];
+            let stack = &self.sample_locs[self.sample_start[si] as usize..self.sample_end[si] as usize];
             add(&mut self.totals, v);
             let stamp = si as u32 + 1;
             self.frames.clear();
@@ -575,19 +577,20 @@ impl Walk<'_> {
     /// and leaf first is the order a stack is hashed and stored in.
     #[inline(never)]
     fn run_leaf_first<const K: usize, const STACKS: bool>(&mut self, profile: &Profile) {
-        let Walk { flat, cum, seen, totals, sample_start, sample_locs, loc_start, loc_nodes, loc_one, frames, table, .. } = self;
+        let Walk { flat, cum, seen, totals, sample_start, sample_end, sample_locs, loc_start, loc_nodes, loc_one, frames, table, .. } =
+            self;
         let (flat, _) = flat.as_chunks_mut::<K>();
         let (cum, _) = cum.as_chunks_mut::<K>();
         let (values, _) = profile.values.as_chunks::<K>();
         let totals: &mut [i64; K] = totals.as_mut_slice().try_into().expect("k totals");
         let (loc_start, loc_nodes, loc_one) = (*loc_start, *loc_nodes, loc_one.as_slice());
         let seen = seen.as_mut_slice();
-        let (starts, sample_locs) = (*sample_start, *sample_locs);
+        let (starts, ends, sample_locs) = (*sample_start, *sample_end, *sample_locs);
         for (si, v) in values.iter().enumerate() {
             if v.iter().all(|&x| x == 0) {
                 continue;
             }
-            let stack = &sample_locs[starts[si] as usize..starts[si + 1] as usize];
+            let stack = &sample_locs[starts[si] as usize..ends[si] as usize];
             add(totals, v);
             let Some(&first) = stack.first() else { continue };
             let stamp = si as u32 + 1;
@@ -784,21 +787,21 @@ fn explode_inner(profile: &Profile, opts: ExplodeOptions, frames_wanted: Option<
     }
     loc_start.push(loc_nodes.len() as u32);
 
-    // The stacks the frame filters leave, when they cut any location.
-    let pruned = loc_cut.iter().any(|&c| c != Cut::Keep).then(|| {
-        let mut start = Vec::with_capacity(profile.sample_loc_start.len());
-        let mut locs = Vec::with_capacity(profile.sample_locs.len());
-        start.push(0);
-        for w in profile.sample_loc_start.windows(2) {
-            locs.extend_from_slice(prune::pruned_stack(&profile.sample_locs[w[0] as usize..w[1] as usize], &loc_cut));
-            start.push(locs.len() as u32);
-        }
-        (start, locs)
+    // Where each stack starts once the frame filters have cut it, when they cut any location:
+    // they drop leaf-side frames only, so a stack stays a range of the profile's, ending where it
+    // ended (four bytes a sample, not a copy of the stacks).
+    let starts = &profile.sample_loc_start;
+    let pruned_start: Option<Vec<u32>> = loc_cut.iter().any(|&c| c != Cut::Keep).then(|| {
+        starts
+            .windows(2)
+            .map(|w| {
+                let stack = &profile.sample_locs[w[0] as usize..w[1] as usize];
+                w[1] - prune::pruned_stack(stack, &loc_cut).len() as u32
+            })
+            .collect()
     });
-    let (sample_start, sample_locs) = match &pruned {
-        Some((start, locs)) => (&start[..], &locs[..]),
-        None => (&profile.sample_loc_start[..], &profile.sample_locs[..]),
-    };
+    let sample_start = pruned_start.as_deref().unwrap_or(&starts[..starts.len() - 1]);
+    let (sample_end, sample_locs) = (&starts[1..], &profile.sample_locs[..]);
 
     let n_nodes = names.names.len();
     let name_hashes: Vec<u64> = if opts.stacks { names.names.iter().map(xxh3_64).collect() } else { Vec::new() };
@@ -809,6 +812,7 @@ fn explode_inner(profile: &Profile, opts: ExplodeOptions, frames_wanted: Option<
         seen: vec![0u32; n_nodes],
         totals: vec![0i64; k],
         sample_start,
+        sample_end,
         sample_locs,
         loc_start: &loc_start,
         loc_nodes: &loc_nodes,
@@ -853,7 +857,7 @@ fn explode_inner(profile: &Profile, opts: ExplodeOptions, frames_wanted: Option<
         // yet wants every stack's frames, and a copy call per location made that slower.
         stacks.frames_after(&wanted, |i, out| {
             let si = first_sample[i] as usize;
-            for &li in &sample_locs[sample_start[si] as usize..sample_start[si + 1] as usize] {
+            for &li in &sample_locs[sample_start[si] as usize..sample_end[si] as usize] {
                 let li = li as usize;
                 match loc_one[li] {
                     u32::MAX => out.extend_from_slice(&loc_nodes[loc_start[li] as usize..loc_start[li + 1] as usize]),

@@ -154,7 +154,8 @@ pub(crate) fn location_cut(lines: usize, mut dropped: impl FnMut(usize) -> bool)
     }
 }
 
-/// The part of a stack (location positions, leaf first) that stays, given each location's cut.
+/// The part of a stack (location positions, leaf first) that stays, given each location's cut:
+/// always a suffix (the root side).
 pub(crate) fn pruned_stack<'a>(stack: &'a [u32], cut: &[Cut]) -> &'a [u32] {
     let mut found_user = false;
     for i in (0..stack.len()).rev() {
