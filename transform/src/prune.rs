@@ -17,8 +17,8 @@
 //!   at the first pruned location after that, it and every frame beneath it go; at the first
 //!   pruned-beneath location, every frame beneath it goes.
 //!
-//! A pattern that does not parse (for Go's `regexp`; here, one RE2 syntax as `regex` reads it
-//! rejects, or one that is not UTF-8) means no pruning at all, as pprof ignores the error. Each
+//! A pattern that does not parse (for Go's `regexp`; here, one `regex-syntax` rejects, or one
+//! that is not UTF-8) means no pruning at all, as pprof ignores the error. Each
 //! pattern is compiled to a full DFA, so that matching costs one step per byte of a name
 //! whatever the pattern (a lazy DFA or an NFA simulation costs up to the pattern's size per byte
 //! on a pattern made to defeat its cache: a hostile profile's few kilobytes of pattern and
@@ -27,9 +27,15 @@
 //! construction, and the NFA it is built from) is
 //! [`crate::pprof::Limits::max_frame_filter_dfa_bytes`]; a profile over either is refused when
 //! decoding, before any of that work.
+//!
+//! Each profile is pruned with its own filters. `go tool pprof` given several files merges them
+//! first and prunes the merge with the first file's filters; SQL over many profiles sums what
+//! each profile's filters left, which differs only where files of one query carry different
+//! filters (profiles of one writer carry the same ones).
+//!
 //! Two differences with Go's `regexp` remain: `\w`, `\d` and `\s` are Unicode classes here and
-//! ASCII in Go (a `\b` makes names beyond ASCII unmatched), and `\Q…\E` is not supported (such a
-//! pattern prunes nothing); they matter only to patterns that use them on names beyond ASCII.
+//! ASCII in Go (a `\b` makes names beyond ASCII unmatched), which matters only on names beyond
+//! ASCII; and `\Q…\E` is not supported (such a pattern prunes nothing).
 
 use regex_automata::dfa::{dense, Automaton, StartKind};
 use regex_automata::nfa::thompson;
