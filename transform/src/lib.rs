@@ -14,7 +14,7 @@
 //!    Every ID and string reference is validated once, here, against [`pprof::Limits`]; errors
 //!    are typed ([`pprof::DecodeError`]) and carry a stable `kind()` for metrics and dead
 //!    letters. Nothing past this point can fail on input.
-//! 2. **Semantics** — [`explode`]: a profile → per-function flat/cum for every sample type,
+//! 2. **Semantics** — [`explode`](mod@explode): a profile → per-function flat/cum for every sample type,
 //!    exactly as `go tool pprof -top` computes them at function granularity (flat to the
 //!    innermost frame of the leaf location, cum once per sample per function, inlined frames
 //!    expanded, unsymbolized frames named `[binary]`/`<unknown>`), plus the profile's facts

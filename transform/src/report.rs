@@ -1,5 +1,5 @@
 //! Output: ClickHouse-style TSV escaping and a `go tool pprof -top`-like table with human units.
-//! Pure formatting; the numbers come from [`crate::explode`] or from ClickHouse.
+//! Pure formatting; the numbers come from [`crate::explode`](mod@crate::explode) or from ClickHouse.
 
 use std::io::{self, Write};
 

@@ -1,7 +1,7 @@
 //! Bytes → a validated [`Profile`]: inflate (when gzip), protobuf-decode, check every reference.
 //!
 //! Everything that can be wrong with untrusted input is found here and reported as a typed
-//! [`DecodeError`], so the semantic layer ([`crate::explode`]) can index without re-checking
+//! [`DecodeError`], so the semantic layer ([`crate::explode`](mod@crate::explode)) can index without re-checking
 //! and never panics. The checks are the ones `go tool pprof` applies (reserved ID 0, duplicate
 //! IDs, string indices in range, one value per sample type) plus a few it is lenient about
 //! (dangling function and mapping references, which pprof silently turns into "no function"):

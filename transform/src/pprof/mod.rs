@@ -1,5 +1,5 @@
 //! The format layer: pprof's `profile.proto` on the wire ([`proto`]) and its validated,
-//! cross-referenced form ([`Profile`], via [`decode`]), and the way back from stacks to a
+//! cross-referenced form ([`Profile`], via [`decode()`]), and the way back from stacks to a
 //! profile ([`encode`]). No semantics here.
 
 pub mod decode;
