@@ -40,7 +40,7 @@ fn explode_names_functions_like_pprof() {
     let shared = oracle_pairs(&shared_name_fixtures());
     assert!(!shared.is_empty(), "no oracles in {}", shared_name_fixtures().display());
     let ours = oracle_pairs(&name_fixtures());
-    assert!(ours.len() >= 10, "expected the 10 pprof-names fixtures, found {}", ours.len());
+    assert!(ours.len() >= 11, "expected the 11 pprof-names fixtures, found {}", ours.len());
     let failures = oracle_mismatches(&[shared, ours].concat());
     assert!(failures.is_empty(), "mismatches:\n{}", failures.join("\n"));
 }

@@ -8,21 +8,36 @@
 //! 2. Mode `none` stops there.
 //! 3. `demangleSingleFunction`: a function whose `Name` is non-empty and differs from its
 //!    `SystemName` is taken as already demangled and kept. Otherwise, if `SystemName` demangles
-//!    (C++ Itanium `_Z…`, Rust legacy `_ZN…17h<hash>E`, Rust v0 `_R…`; github.com/
-//!    ianlancetaylor/demangle `Filter`) to something else, that is the name; else the same is
-//!    tried once more without one leading `_` (macOS symbols); else the name is `SystemName`,
+//!    (C++ Itanium `_Z…` and clang's `___Z…_block_invoke`, Rust legacy `_ZN…17h<hash>E`, Rust
+//!    v0 `_R…`; github.com/ianlancetaylor/demangle `Filter`) to something else, that is the
+//!    name; else the name is `SystemName`,
 //!    and when it "looks like demangled C++" (`looksLikeDemangledCPlusPlus`: contains one of
 //!    `<>[]` or `::`, and neither `.<` (Java's `class.<init>`) nor `]).` (Go's
 //!    `pkg.(*T[…]).M`)) balanced `(…)` groups are removed (modes default and templates), then
 //!    balanced `<…>` groups (default mode only), with pprof's `removeMatching`.
 //!
-//! The demangler options per mode are pprof's: default = `NoParams, NoEnclosingParams,
-//! NoTemplateParams`; templates = `NoParams, NoEnclosingParams`; full = `NoClones`. C++ is
-//! demangled here with `cpp_demangle` and Rust with `rustc-demangle`, and their output is
-//! brought to what the Go demangler prints with those options (no parameters and no method
-//! qualifiers, `()` for the parameters of an enclosing function, no template arguments, Rust v0
-//! generic arguments printed as `<>`). This follows current google/pprof; see the tests for
-//! each rule.
+//! The demangler options per mode are those of the `go tool pprof` the oracles come from (Go
+//! 1.19's vendored google/pprof and ianlancetaylor/demangle): default = `NoParams,
+//! NoTemplateParams`; templates = `NoParams`; full = `NoClones`. C++ is demangled here with
+//! `cpp_demangle`, brought to what the Go demangler prints (no parameters and no method
+//! qualifiers, but the parameters of a function enclosing a local name kept: `foo(int)::bar`;
+//! no template arguments; `std::string`, `std::istream`… except as the class of a constructor;
+//! thunks and transaction clones with their parameters; `vtable for`, `VTT for`). Rust legacy
+//! names are demangled by a port of the Go demangler's own routine (its quirks included), Rust
+//! v0 with `rustc-demangle`, generic arguments printed (this demangler ignores
+//! `NoTemplateParams` for Rust).
+//!
+//! Checked against that `go tool pprof` on real symbol tables: the 5,864 C++ symbols libstdc++
+//! exports, 20,000 drawn from this machine's other C++ libraries (LLVM, clang, boost, arrow,
+//! ICU, ClickHouse…) and 20,000 from this binary's Rust symbols, every one named alike in the
+//! default mode but for
+//! data symbols (`typeinfo for` a function type, `construction vtable for`: never code) and Rust
+//! v0 names that the Go 1.19 demangler misreads (a length `0` right before a digit: nested
+//! closures, thread-local statics), which it prints differently or not at all.
+//!
+//! Current google/pprof differs: it adds `NoEnclosingParams` (`foo()::bar`), retries macOS
+//! names without their extra `_`, and prints Rust v0 generic arguments as `<>`. The oracles, and
+//! so these rules, are Go 1.19's.
 
 use std::borrow::Cow;
 
@@ -83,13 +98,6 @@ pub fn pprof_name<'a>(name: &'a [u8], system_name: &'a [u8], mode: Demangle) -> 
         if let Some(d) = demangle(sys, mode) {
             if d != sys {
                 return Cow::Owned(d.into_bytes());
-            }
-        }
-        if let Some(rest) = sys.strip_prefix('_') {
-            if let Some(d) = demangle(rest, mode) {
-                if d != rest {
-                    return Cow::Owned(d.into_bytes());
-                }
             }
         }
     }
@@ -201,7 +209,7 @@ pub fn remove_matching(name: Cow<'_, [u8]>, start: u8, end: u8) -> Cow<'_, [u8]>
 /// not a mangled name it accepts (then `Filter` returns its input).
 fn demangle(name: &str, mode: Demangle) -> Option<String> {
     if name.starts_with("_R") {
-        return rust_v0(name, mode);
+        return rust_v0(name);
     }
     if name.starts_with("_ZN") {
         if let Some(s) = rust_legacy(name) {
@@ -211,62 +219,33 @@ fn demangle(name: &str, mode: Demangle) -> Option<String> {
     if name.starts_with("_Z") {
         return cplusplus(name, mode);
     }
+    if let Some(rest) = name.strip_prefix("___Z") {
+        return block_invocation(rest, mode);
+    }
     if let Some(rest) = name.strip_prefix("_GLOBAL_") {
         return global_cdtor(rest, mode);
     }
     None
 }
 
-/// Rust v0 (`_R…`): the demangler drops everything from the first `.`; with
-/// `NoTemplateParams` it prints every generic argument list as `<>`.
-fn rust_v0(name: &str, mode: Demangle) -> Option<String> {
+/// Rust v0 (`_R…`): the demangler drops everything from the first `.` and prints generic
+/// arguments whatever the options.
+fn rust_v0(name: &str) -> Option<String> {
     let name = name.split('.').next().unwrap_or(name);
     if name.as_bytes().get(2).is_some_and(|c| c.is_ascii_digit()) {
         return None; // "unsupported Rust encoding version"
     }
     let d = rustc_demangle::try_demangle(name).ok()?;
     let s = format!("{d:#}");
-    Some(if mode == Demangle::Default { empty_rust_generic_args(&s) } else { s })
+    Some(s)
 }
 
-/// Prints every generic argument list of a demangled v0 path (`foo::<T>`, `Foo<T>`) as `<>`,
-/// keeping qualified paths (`<T as Trait>::f`, `<T>::f`).
-fn empty_rust_generic_args(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut res = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        res.push(c);
-        i += 1;
-        if c != b'<' {
-            continue;
-        }
-        let prev = if i >= 2 { b[i - 2] } else { b' ' };
-        let generics = prev == b':' || prev.is_ascii_alphanumeric() || matches!(prev, b'_' | b'}' | b'>' | b'\'');
-        if !generics {
-            continue;
-        }
-        let mut depth = 1;
-        while i < b.len() {
-            match b[i] {
-                b'<' => depth += 1,
-                b'>' if b[i - 1] != b'-' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        break;
-                    }
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-    }
-    String::from_utf8(res).unwrap_or_else(|_| s.to_string())
-}
-
-/// Rust legacy (`_ZN…17h<16 hex>E[.suffix]`), recognized exactly as the Go demangler does: the
-/// hash must be 16 lowercase hex digits with at least 5 distinct ones; the hash is not printed.
+/// Rust legacy (`_ZN…17h<16 hex>E[.suffix]`), demangled exactly as the Go demangler does
+/// (ianlancetaylor/demangle `oldRustToString`): the hash must be 16 lowercase hex digits with at
+/// least 5 distinct ones and is not printed; each identifier is length-prefixed, and an
+/// underscore right after the length is taken as a separator (so `10__CALLSITE` is
+/// `_CALLSITE`, where `rustc-demangle` prints `__CALLSITE`); `_$` loses its underscore; `$..$`
+/// escapes and `..` (`::`) are decoded, and an escape it does not know ends the identifier as is.
 fn rust_legacy(name: &str) -> Option<String> {
     let mut rname = name;
     if let Some(pos) = name.rfind("E.") {
@@ -278,20 +257,97 @@ fn rust_legacy(name: &str) -> Option<String> {
     if !(rname.ends_with('E') && n > 23 && &rname[n - 20..n - 17] == "17h") {
         return None;
     }
+    let hex = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
     let mut seen = 0u16;
     for c in rname[n - 17..n - 1].bytes() {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        seen |= 1 << d;
+        seen |= 1 << hex(c)?;
     }
     if seen.count_ones() < 5 {
         return None;
     }
-    let d = rustc_demangle::try_demangle(rname).ok()?;
-    Some(format!("{d:#}"))
+    let mut name = &rname.as_bytes()[3..n - 20];
+    let mut out: Vec<u8> = Vec::with_capacity(name.len());
+    while !name.is_empty() {
+        if !name[0].is_ascii_digit() {
+            return None;
+        }
+        let mut len: i64 = 0;
+        while let Some(&d) = name.first().filter(|d| d.is_ascii_digit()) {
+            let add = i64::from(d - b'0');
+            if len >= i64::from(i32::MAX) / 10 - add {
+                return None;
+            }
+            len = len * 10 + add;
+            name = &name[1..];
+        }
+        if name.first() == Some(&b'_') {
+            name = &name[1..];
+            len -= 1;
+        }
+        let len = usize::try_from(len).ok().filter(|&l| l <= name.len())?;
+        let (mut id, rest) = name.split_at(len);
+        name = rest;
+        if !out.is_empty() {
+            out.extend_from_slice(b"::");
+        }
+        if id.starts_with(b"_$") {
+            id = &id[1..];
+        }
+        while let Some(&c) = id.first() {
+            match c {
+                b'$' => {
+                    let code = |k: &[u8]| -> Option<u8> {
+                        Some(match k {
+                            b"SP" => b'@',
+                            b"BP" => b'*',
+                            b"RF" => b'&',
+                            b"LT" => b'<',
+                            b"GT" => b'>',
+                            b"LP" => b'(',
+                            b"RP" => b')',
+                            _ => return None,
+                        })
+                    };
+                    let decoded = if id.len() > 2 && id[1] == b'C' && id[2] == b'$' {
+                        Some((b',', 3))
+                    } else if id.len() > 4 && id[1] == b'u' && id[4] == b'$' {
+                        match (hex(id[2]), hex(id[3])) {
+                            (Some(d1), Some(d2)) if d1 <= 7 && (d1 << 4 | d2) >= b' ' => Some((d1 << 4 | d2, 5)),
+                            _ => None,
+                        }
+                    } else if id.len() > 3 && id[3] == b'$' {
+                        code(&id[1..3]).map(|c| (c, 4))
+                    } else {
+                        None
+                    };
+                    match decoded {
+                        Some((c, used)) => {
+                            out.push(c);
+                            id = &id[used..];
+                        }
+                        None => {
+                            out.extend_from_slice(id);
+                            break;
+                        }
+                    }
+                }
+                b'.' if id.starts_with(b"..") => {
+                    out.extend_from_slice(b"::");
+                    id = &id[2..];
+                }
+                _ => {
+                    out.push(c);
+                    id = &id[1..];
+                }
+            }
+        }
+    }
+    // The input is UTF-8 and only ASCII is inserted or removed.
+    String::from_utf8(out).ok()
 }
 
 /// C++ (`_Z…`) through `cpp_demangle`, printed as the Go demangler prints it with pprof's
@@ -300,17 +356,146 @@ fn cplusplus(name: &str, mode: Demangle) -> Option<String> {
     // Clone suffixes (`.constprop.0`, `.cold`, …) are not printed with NoParams or NoClones,
     // and neither mode checks what follows the encoding.
     let name = name.split('.').next().unwrap_or(name);
+    if let Some(special) = special_name(name, mode) {
+        return special.map(|s| decltype_nullptr(&s));
+    }
     let (sym, _tail) = cpp_demangle::BorrowedSymbol::with_tail(name.as_bytes()).ok()?;
     if mode == Demangle::Full {
-        return sym.demangle().ok();
+        return sym.demangle().ok().map(|s| decltype_nullptr(&std_abbreviations(&s)));
     }
     let opts = cpp_demangle::DemangleOptions::new().no_params().no_return_type();
     let s = sym.demangle_with_options(&opts).ok()?;
-    Some(simplify_cplusplus(&s, mode))
+    Some(decltype_nullptr(&simplify_cplusplus(&std_abbreviations(&s), mode)))
 }
 
-/// `cpp_demangle`'s no-params output → the Go demangler's `NoParams, NoEnclosingParams[,
-/// NoTemplateParams]` output.
+/// The Go demangler prints `Dn` as `decltype(nullptr)`, `cpp_demangle` as `std::nullptr_t`
+/// (the standard's name for the same type, never mangled otherwise).
+fn decltype_nullptr(s: &str) -> String {
+    s.replace("std::nullptr_t", "decltype(nullptr)")
+}
+
+/// The standard abbreviations `Ss`, `Si`, `So`, `Sd` as the Go demangler (and c++filt) prints
+/// them: `std::string`, `std::istream`, `std::ostream`, `std::iostream`, except as the class of
+/// a constructor or destructor, where they print in full (`std::basic_string<char,
+/// std::char_traits<char>, std::allocator<char> >::basic_string`). `cpp_demangle` prints `Ss`
+/// and `So` short everywhere and `Si` and `Sd` in full everywhere. The full forms cannot come
+/// from anything else (the ABI requires the abbreviation for those exact types).
+fn std_abbreviations(s: &str) -> String {
+    const TRAITS: &str = "<char, std::char_traits<char> >";
+    const STRING_ARGS: &str = "<char, std::char_traits<char>, std::allocator<char> >";
+    if !s.contains("std::") {
+        return s.to_string();
+    }
+    let mut out = s.to_string();
+    // Short in cpp_demangle, full in the Go demangler: constructors and destructors.
+    for (short, base, args) in [("string", "basic_string", STRING_ARGS), ("ostream", "basic_ostream", TRAITS)] {
+        for tilde in ["", "~"] {
+            let from = format!("std::{short}::{tilde}{short}");
+            let to = format!("std::{base}{args}::{tilde}{base}");
+            out = replace_whole(&out, &from, &to, |_| true);
+        }
+    }
+    // Full in cpp_demangle, short in the Go demangler but for constructors and destructors.
+    for (short, base) in [("istream", "basic_istream"), ("iostream", "basic_iostream")] {
+        let from = format!("std::{base}{TRAITS}");
+        let ctor = format!("::{base}");
+        let dtor = format!("::~{base}");
+        out = replace_whole(&out, &from, &format!("std::{short}"), |after| {
+            !(starts_with_word(after, &ctor) || starts_with_word(after, &dtor))
+        });
+    }
+    out
+}
+
+/// `s` with every occurrence of `from` that is a whole name (no identifier character or `:`
+/// right before it, no identifier character right after it) and whose following text passes
+/// `keep_if` replaced by `to`.
+fn replace_whole(s: &str, from: &str, to: &str, keep_if: impl Fn(&str) -> bool) -> String {
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find(from) {
+        let before = rest[..at].bytes().last().or_else(|| out.bytes().last());
+        let after = &rest[at + from.len()..];
+        let whole = !before.is_some_and(|c| ident(c) || c == b':') && !after.bytes().next().is_some_and(ident);
+        out.push_str(&rest[..at]);
+        out.push_str(if whole && keep_if(after) { to } else { from });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Whether `s` starts with the name `word` (not followed by an identifier character).
+fn starts_with_word(s: &str, word: &str) -> bool {
+    s.strip_prefix(word).is_some_and(|r| !r.bytes().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_'))
+}
+
+/// The special names `cpp_demangle` prints otherwise than the Go demangler, printed as it does:
+/// thunks and transaction clones (code: they show in CPU profiles) print the function they lead
+/// to with its parameters and qualifiers whatever `NoParams` says (the Go demangler parses
+/// that encoding with its parameters), without template arguments in the default mode; vtables
+/// and VTTs print as `vtable for T` and `VTT for T`. `None`: not one of these; `Some(None)`:
+/// one of these that does not demangle.
+fn special_name(name: &str, mode: Demangle) -> Option<Option<String>> {
+    let rest = name.strip_prefix("_Z")?;
+    let (prefix, encoding) = if let Some(r) = rest.strip_prefix("Th") {
+        ("non-virtual thunk to ", nv_offset(r))
+    } else if let Some(r) = rest.strip_prefix("Tv") {
+        ("virtual thunk to ", nv_offset(r).and_then(nv_offset))
+    } else if let Some(r) = rest.strip_prefix("Tc") {
+        ("covariant return thunk to ", call_offset(r).and_then(call_offset))
+    } else if let Some(r) = rest.strip_prefix("GTt") {
+        ("transaction clone for ", Some(r))
+    } else if let Some(r) = rest.strip_prefix("GTn") {
+        ("non-transaction clone for ", Some(r))
+    } else if let Some(r) = rest.strip_prefix("TV") {
+        return Some(type_special("vtable for ", r, mode));
+    } else if let Some(r) = rest.strip_prefix("TT") {
+        return Some(type_special("VTT for ", r, mode));
+    } else {
+        return None;
+    };
+    let printed = encoding.and_then(|e| {
+        let mangled = format!("_Z{e}");
+        let (sym, _) = cpp_demangle::BorrowedSymbol::with_tail(mangled.as_bytes()).ok()?;
+        sym.demangle().ok().map(|s| std_abbreviations(&s))
+    });
+    Some(printed.map(|f| match mode {
+        Demangle::Default => format!("{prefix}{}", remove_template_args(&f)),
+        _ => format!("{prefix}{f}"),
+    }))
+}
+
+/// `prefix` and the type of `_ZT?<type>`, printed as `cpp_demangle` prints `_ZTI<type>`
+/// (`typeinfo for <type>`, as the Go demangler prints it).
+fn type_special(prefix: &str, ty: &str, mode: Demangle) -> Option<String> {
+    let mangled = format!("_ZTI{ty}");
+    let (sym, _) = cpp_demangle::BorrowedSymbol::with_tail(mangled.as_bytes()).ok()?;
+    let t = std_abbreviations(&sym.demangle().ok()?);
+    let t = t.strip_prefix("typeinfo for ")?;
+    Some(format!("{prefix}{}", if mode == Demangle::Default { remove_template_args(t) } else { t.to_string() }))
+}
+
+/// Skips an `<nv-offset> _` (`[n]<digits>_`).
+fn nv_offset(s: &str) -> Option<&str> {
+    let s = s.strip_prefix('n').unwrap_or(s);
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    (digits > 0).then_some(())?;
+    s[digits..].strip_prefix('_')
+}
+
+/// Skips a `<call-offset>` (`h <nv-offset> _` or `v <v-offset> _`).
+fn call_offset(s: &str) -> Option<&str> {
+    if let Some(r) = s.strip_prefix('h') {
+        nv_offset(r)
+    } else {
+        nv_offset(s.strip_prefix('v')?).and_then(nv_offset)
+    }
+}
+
+/// `cpp_demangle`'s no-params output → the Go demangler's `NoParams[, NoTemplateParams]`
+/// output (the parameters of a function enclosing a local name stay: `foo(int)::bar`).
 fn simplify_cplusplus(s: &str, mode: Demangle) -> String {
     // NoParams drops the method's cv/ref qualifiers.
     let mut s = s;
@@ -325,57 +510,11 @@ fn simplify_cplusplus(s: &str, mode: Demangle) -> String {
             break;
         }
     }
-    let s = empty_enclosing_params(s);
     if mode == Demangle::Default {
-        remove_template_args(&s)
+        remove_template_args(s)
     } else {
-        s
+        s.to_string()
     }
-}
-
-/// NoEnclosingParams: the parameters of a function enclosing a local name print as `()`
-/// (`foo(int)::bar` → `foo()::bar`); `(anonymous namespace)` is not a parameter list.
-fn empty_enclosing_params(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out: Vec<u8> = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'(' && i > 0 && b[i - 1] != b':' && b[i - 1] != b'{' && !b[..i].ends_with(b"operator") {
-            if let Some(close) = matching(b, i, b'(', b')') {
-                let mut after = close + 1;
-                // cv-qualifiers of the enclosing method stay (`Foo::bar() const::x`).
-                for q in [&b" const"[..], b" volatile", b" &&", b" &"] {
-                    if b[after..].starts_with(q) {
-                        after += q.len();
-                    }
-                }
-                if b[after..].starts_with(b"::") && &b[i..=close] != b"(anonymous namespace)" {
-                    out.extend_from_slice(b"()");
-                    i = close + 1;
-                    continue;
-                }
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
-}
-
-/// Index of the `close` matching the `open` at `at`.
-fn matching(b: &[u8], at: usize, open: u8, close: u8) -> Option<usize> {
-    let mut depth = 0;
-    for (j, &c) in b.iter().enumerate().skip(at) {
-        if c == open {
-            depth += 1;
-        } else if c == close {
-            depth -= 1;
-            if depth == 0 {
-                return Some(j);
-            }
-        }
-    }
-    None
 }
 
 /// NoTemplateParams: removes template argument lists, leaving operator names (`operator<`,
@@ -412,6 +551,20 @@ fn remove_template_args(s: &str) -> String {
         i += 1;
     }
     String::from_utf8(out).unwrap_or_else(|_| s.to_string())
+}
+
+/// `___Z<encoding>_block_invoke[_][digits][.…]` (clang blocks): `invocation function for block
+/// in` the encoding, printed in `mode`.
+fn block_invocation(rest: &str, mode: Demangle) -> Option<String> {
+    let block = rest.rfind("_block_invoke")?;
+    let mut tail = &rest[block + "_block_invoke".len()..];
+    tail = tail.strip_prefix('_').unwrap_or(tail);
+    tail = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+    if !(tail.is_empty() || tail.starts_with('.')) {
+        return None;
+    }
+    let inner = cplusplus(&format!("_Z{}", &rest[..block]), mode)?;
+    Some(format!("invocation function for block in {inner}"))
 }
 
 /// `_GLOBAL_[._$][ID]_…`: global constructors and destructors.
@@ -545,10 +698,12 @@ mod tests {
     fn cplusplus_default() {
         let cases = [
             ("_ZN3foo3barIiEEvT_", "foo::bar"),
-            ("_ZZ3fooiE3bar", "foo()::bar"),
+            // The parameters of an enclosing function stay (Go 1.19's pprof has no
+            // NoEnclosingParams).
+            ("_ZZ3fooiE3bar", "foo(int)::bar"),
             ("_ZZN3Foo3barEvE1x", "Foo::bar()::x"),
-            ("_ZZNK3Foo3barEiE1x", "Foo::bar() const::x"),
-            ("_ZZ3fooiENK3$_0clEv", "foo()::$_0::operator()"),
+            ("_ZZNK3Foo3barEiE1x", "Foo::bar(int) const::x"),
+            ("_ZZ3fooiENK3$_0clEv", "foo(int)::$_0::operator()"),
             ("_ZZ4mainENKUlvE_clEv", "main::{lambda()#1}::operator()"),
             ("_ZZ4mainENKUliE_clEi", "main::{lambda(int)#1}::operator()"),
             ("_ZN12_GLOBAL__N_13fooEv", "(anonymous namespace)::foo"),
@@ -572,9 +727,14 @@ mod tests {
             ("_Z3foov.cold", "foo"),
             ("_ZN3foo3barEv.part.0.isra.0", "foo::bar"),
             ("_Z3fooiXYZ", "foo"),
-            // macOS: one leading underscore more.
-            ("__ZN3foo3barEv", "foo::bar"),
-            ("__Z3fooi", "foo"),
+            // macOS: one leading underscore more, not retried (current google/pprof retries).
+            ("__ZN3foo3barEv", "__ZN3foo3barEv"),
+            ("__Z3fooi", "__Z3fooi"),
+            // clang blocks.
+            ("___Z3fooi_block_invoke", "invocation function for block in foo"),
+            ("___ZN3Foo3barEv_block_invoke_2", "invocation function for block in Foo::bar"),
+            ("___Z3fooi_block_invoke.cold", "invocation function for block in foo"),
+            ("___Z3fooi_block_invokeX", "___Z3fooi_block_invokeX"),
             ("_GLOBAL__sub_I_foo.cc", "_GLOBAL__sub_I_foo.cc"),
             ("_GLOBAL__I_foo", "global constructors keyed to _I_foo"),
         ];
@@ -588,7 +748,7 @@ mod tests {
         let t = |s| named("", s, Demangle::Templates);
         let f = |s| named("", s, Demangle::Full);
         assert_eq!(t("_ZN3foo3barIiEEvT_"), "foo::bar<int>");
-        assert_eq!(t("_ZZ3fooiE3bar"), "foo()::bar");
+        assert_eq!(t("_ZZ3fooiE3bar"), "foo(int)::bar");
         assert_eq!(t("_ZNSt6vectorIiSaIiEE9push_backERKi"), "std::vector<int, std::allocator<int> >::push_back");
         assert_eq!(t("_ZN3foo3barIiEltIiEEbRKS1_"), "foo::bar<int>::operator< <int>");
         assert_eq!(t("_ZNSt8functionIFvvEEclEv"), "std::function<void ()>::operator()");
@@ -598,6 +758,47 @@ mod tests {
         assert_eq!(f("_ZNKSt6vectorIiSaIiEE4sizeEv"), "std::vector<int, std::allocator<int> >::size() const");
         assert_eq!(f("_Z3foov.constprop.0"), "foo()");
         assert_eq!(f("_Z3maxIiET_S0_S0_"), "int max<int>(int, int)");
+        assert_eq!(f("___ZN3Foo3barEv_block_invoke_2"), "invocation function for block in Foo::bar()");
+    }
+
+    /// Names `cpp_demangle` prints otherwise than the Go demangler (found by comparing the two
+    /// over real symbol tables): special names and the standard abbreviations.
+    #[test]
+    fn cplusplus_special_names_and_abbreviations() {
+        let t = |s| named("", s, Demangle::Templates);
+        let f = |s| named("", s, Demangle::Full);
+        for (sys, want) in [
+            ("_ZThn16_N3Foo3barEi", "non-virtual thunk to Foo::bar(int)"),
+            ("_ZTv0_n24_N3FooD1Ev", "virtual thunk to Foo::~Foo()"),
+            ("_ZTch0_h16_N3Foo5cloneEv", "covariant return thunk to Foo::clone()"),
+            ("_ZThn16_NSt13basic_fstreamIcSt11char_traitsIcEED1Ev", "non-virtual thunk to std::basic_fstream::~basic_fstream()"),
+            ("_ZGTtNKSt13bad_exception4whatEv", "transaction clone for std::bad_exception::what() const"),
+            ("_ZTVN3FooIiEE", "vtable for Foo"),
+            ("_ZTTSo", "VTT for std::ostream"),
+            ("_ZTIDn", "typeinfo for decltype(nullptr)"),
+            ("_ZNSi4peekEv", "std::istream::peek"),
+            ("_ZNSd4swapERSd", "std::iostream::swap"),
+            ("_ZNKSi6sentrycvbEv", "std::istream::sentry::operator bool"),
+            ("_ZNSiC1Ev", "std::basic_istream::basic_istream"),
+            ("_ZNSiD0Ev", "std::basic_istream::~basic_istream"),
+            ("_ZNSsC1Ev", "std::basic_string::basic_string"),
+            ("_ZNSsD1Ev", "std::basic_string::~basic_string"),
+            ("_ZNSoC1Ev", "std::basic_ostream::basic_ostream"),
+            ("_ZNSs4swapERSs", "std::string::swap"),
+            ("_ZNSo5flushEv", "std::ostream::flush"),
+        ] {
+            assert_eq!(name(sys), want, "{sys}");
+        }
+        assert_eq!(t("_ZTVN3FooIiEE"), "vtable for Foo<int>");
+        assert_eq!(
+            t("_ZThn16_NSt13basic_fstreamIcSt11char_traitsIcEED1Ev"),
+            "non-virtual thunk to std::basic_fstream<char, std::char_traits<char> >::~basic_fstream()"
+        );
+        assert_eq!(f("_ZNSi6sentryC1ERSib"), "std::istream::sentry::sentry(std::istream&, bool)");
+        assert_eq!(f("_ZNSsC1Ev"), "std::basic_string<char, std::char_traits<char>, std::allocator<char> >::basic_string()");
+        assert_eq!(f("_ZNSs4swapERSs"), "std::string::swap(std::string&)");
+        // Names, not parts of them.
+        assert_eq!(name("_ZN3Foo14string_or_nullEv"), "Foo::string_or_null");
     }
 
     #[test]
@@ -612,19 +813,33 @@ mod tests {
             "<std::io::stdio::StdoutLock as std::io::Write>::write_all"
         );
         assert_eq!(named("", "_ZN4core3fmt5write17h0123456789abcdefE", Demangle::Full), "core::fmt::write");
+        // The Go demangler's own reading: an underscore after the length is a separator, so
+        // `10__CALLSITE` is `_CALLSITE`; `8_$LT$…` then leaves bytes that are no length: kept.
+        assert_eq!(name("_ZN5hyper2rt5timer5Sleep9__type_id17h3f570c995a7880adE"), "hyper::rt::timer::Sleep::_type_id");
+        let kept = "_ZN4core3ptr8_$LT$i32$GT$5drop17h0123456789abcdefE";
+        assert_eq!(name(kept), kept);
+        assert_eq!(name("_ZN4core3ptr13drop_in_place17h0123456789abcdefE"), "core::ptr::drop_in_place");
+        assert_eq!(name("_ZN3foo6$u7e$x17h0123456789abcdefE"), "foo::~x");
+        assert_eq!(name("_ZN3foo6$u01$x17h0123456789abcdefE"), "foo::$u01$x", "below ' ': the rest as is");
+        assert_eq!(name("_ZN3foo8$C$$SP$x17h0123456789abcdefE"), "foo::,@x");
+        assert_eq!(name("_ZN3foo6a..b.c17h0123456789abcdefE"), "foo::a::b.c");
     }
 
     #[test]
     fn rust_v0() {
         assert_eq!(name("_RNvCs15kBYyAo9fc_7mycrate4main"), "mycrate::main");
         assert_eq!(name("_RNvCs15kBYyAo9fc_7mycrate4main.llvm.123"), "mycrate::main");
-        assert_eq!(name("_RINvCs15kBYyAo9fc_7mycrate3fooiEB2_"), "mycrate::foo::<>");
+        // Generic arguments are printed (the Go demangler ignores NoTemplateParams for Rust).
+        assert_eq!(name("_RINvCs15kBYyAo9fc_7mycrate3fooiEB2_"), "mycrate::foo::<isize>");
         assert_eq!(name("_RNvMNtCs15kBYyAo9fc_7mycrate3barNtB2_3Foo3new"), "<mycrate::bar::Foo>::new");
         assert_eq!(
             name("_RNvXs_NtCs15kBYyAo9fc_7mycrate3barNtB4_3FooNtNtCsaLjvpUGpjjd_4core3fmt7Display3fmt"),
             "<mycrate::bar::Foo as core::fmt::Display>::fmt"
         );
-        assert_eq!(name("_RINvNtCs15kBYyAo9fc_7mycrate3bar3bazINtNtCsaLjvpUGpjjd_5alloc3vec3VecmEEB4_"), "mycrate::bar::baz::<>");
+        assert_eq!(
+            name("_RINvNtCs15kBYyAo9fc_7mycrate3bar3bazINtNtCsaLjvpUGpjjd_5alloc3vec3VecmEEB4_"),
+            "mycrate::bar::baz::<alloc::vec::Vec<u32>>"
+        );
         let t = "_RINvNtCs15kBYyAo9fc_7mycrate3bar3bazINtNtCsaLjvpUGpjjd_5alloc3vec3VecmEEB4_";
         assert_eq!(named("", t, Demangle::Templates), "mycrate::bar::baz::<alloc::vec::Vec<u32>>");
         assert_eq!(named("", t, Demangle::Full), "mycrate::bar::baz::<alloc::vec::Vec<u32>>");
