@@ -253,8 +253,9 @@ fn rust_legacy(name: &str) -> Option<String> {
             rname = &name[..pos + 1];
         }
     }
-    let n = rname.len();
-    if !(rname.ends_with('E') && n > 23 && &rname[n - 20..n - 17] == "17h") {
+    // Bytes: the positions counted from the end need not fall between characters.
+    let (rname, n) = (rname.as_bytes(), rname.len());
+    if !(rname.ends_with(b"E") && n > 23 && &rname[n - 20..n - 17] == b"17h") {
         return None;
     }
     let hex = |c: u8| match c {
@@ -263,13 +264,13 @@ fn rust_legacy(name: &str) -> Option<String> {
         _ => None,
     };
     let mut seen = 0u16;
-    for c in rname[n - 17..n - 1].bytes() {
+    for &c in &rname[n - 17..n - 1] {
         seen |= 1 << hex(c)?;
     }
     if seen.count_ones() < 5 {
         return None;
     }
-    let mut name = &rname.as_bytes()[3..n - 20];
+    let mut name = &rname[3..n - 20];
     let mut out: Vec<u8> = Vec::with_capacity(name.len());
     while !name.is_empty() {
         if !name[0].is_ascii_digit() {
@@ -823,6 +824,9 @@ mod tests {
         assert_eq!(name("_ZN3foo6$u01$x17h0123456789abcdefE"), "foo::$u01$x", "below ' ': the rest as is");
         assert_eq!(name("_ZN3foo8$C$$SP$x17h0123456789abcdefE"), "foo::,@x");
         assert_eq!(name("_ZN3foo6a..b.c17h0123456789abcdefE"), "foo::a::b.c");
+        // A character across the place of `17h`: not Rust, and no panic.
+        assert_eq!(name("_ZN4xxx\u{e9}7h0123456789abcdefE"), "_ZN4xxx\u{e9}7h0123456789abcdefE");
+        assert_eq!(name("_ZN4xxx\u{e9}17h012345678\u{e9}bcdefE"), "_ZN4xxx\u{e9}17h012345678\u{e9}bcdefE");
     }
 
     #[test]

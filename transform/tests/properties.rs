@@ -407,3 +407,55 @@ fn stack_hashes_are_stable() {
     }
     assert_eq!(ex.stacks.get(0).hash, xxhash_rust::xxh3::xxh3_64(&buf));
 }
+
+/// Pieces of mangled names (C++, Rust legacy and v0, clang blocks, global constructors) and
+/// characters beyond ASCII, so that generated names reach every demangling path, mostly with
+/// input those paths must refuse.
+const NAME_PIECES: [&str; 31] = [
+    "_Z",
+    "_ZN",
+    "_R",
+    "___Z",
+    "_GLOBAL_",
+    "_block_invoke",
+    "17h",
+    "0123456789abcdef",
+    "E",
+    "E.",
+    ".llvm.1",
+    "N",
+    "C",
+    "s_",
+    "Th",
+    "Tv",
+    "GTt",
+    "TV",
+    "St",
+    "Si",
+    "3foo",
+    "10__",
+    "$LT$",
+    "$u7e$",
+    "$C$",
+    "..",
+    "I",
+    "\u{e9}",
+    "\u{1F600}",
+    "9",
+    "7h",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+    /// Naming never panics, whatever the system name, in any mode, and is deterministic.
+    #[test]
+    fn naming_takes_any_system_name(pieces in proptest::collection::vec(0..NAME_PIECES.len(), 0..14)) {
+        use pprofhouse_transform::{pprof_name, Demangle};
+        let sys: String = pieces.iter().map(|&i| NAME_PIECES[i]).collect();
+        for mode in [Demangle::Default, Demangle::Templates, Demangle::Full, Demangle::None] {
+            let a = pprof_name(b"", sys.as_bytes(), mode).into_owned();
+            prop_assert_eq!(a, pprof_name(b"", sys.as_bytes(), mode).into_owned());
+        }
+    }
+}
