@@ -362,11 +362,55 @@ fn cplusplus(name: &str, mode: Demangle) -> Option<String> {
     }
     let (sym, _tail) = cpp_demangle::BorrowedSymbol::with_tail(name.as_bytes()).ok()?;
     if mode == Demangle::Full {
-        return sym.demangle().ok().map(|s| decltype_nullptr(&std_abbreviations(&s)));
+        return sym.demangle().ok().map(|s| template_args_as_go(&decltype_nullptr(&std_abbreviations(&s))));
     }
     let opts = cpp_demangle::DemangleOptions::new().no_params().no_return_type();
     let s = sym.demangle_with_options(&opts).ok()?;
-    Some(decltype_nullptr(&simplify_cplusplus(&std_abbreviations(&s), mode)))
+    let s = decltype_nullptr(&simplify_cplusplus(&std_abbreviations(&s), mode));
+    Some(if mode == Demangle::Default { s } else { template_args_as_go(&s) })
+}
+
+/// Template arguments as the Go demangler prints them where `cpp_demangle` does not (the modes
+/// that keep them): an empty pack adds nothing (`Foo<int, >` → `Foo<int>`), and integer
+/// literals of the unsigned and long types take a suffix (`(unsigned int)8` → `8u`,
+/// `(long)-1` → `-1l`).
+fn template_args_as_go(s: &str) -> String {
+    if !s.contains(", >") && !s.contains(")") {
+        return s.to_string();
+    }
+    // An empty pack: `A<x, >` → `A<x>`, and `B<A<x, >, >` → `B<A<x> >` (a space between two
+    // closing brackets, as everywhere else).
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find(", >") {
+        out.push_str(&rest[..at]);
+        out.push_str(if out.ends_with('>') { " >" } else { ">" });
+        rest = &rest[at + 3..];
+    }
+    out.push_str(rest);
+    for (ty, suffix) in [("unsigned long long", "ull"), ("unsigned long", "ul"), ("unsigned int", "u"), ("long long", "ll"), ("long", "l")]
+    {
+        let cast = format!("({ty})");
+        let mut rest = out.as_str();
+        let mut next = String::with_capacity(out.len());
+        while let Some(at) = rest.find(&cast) {
+            let after = &rest[at + cast.len()..];
+            let sign = usize::from(after.starts_with('-'));
+            let digits = after[sign..].bytes().take_while(u8::is_ascii_digit).count();
+            next.push_str(&rest[..at]);
+            if digits > 0 {
+                next.push_str(&after[..sign + digits]);
+                next.push_str(suffix);
+                rest = &after[sign + digits..];
+            } else {
+                next.push_str(&cast);
+                rest = after;
+            }
+        }
+        next.push_str(rest);
+        out = next;
+    }
+    out
 }
 
 /// The Go demangler prints `Dn` as `decltype(nullptr)`, `cpp_demangle` as `std::nullptr_t`
@@ -464,7 +508,7 @@ fn special_name(name: &str, mode: Demangle) -> Option<Option<String>> {
     });
     Some(printed.map(|f| match mode {
         Demangle::Default => format!("{prefix}{}", remove_template_args(&f)),
-        _ => format!("{prefix}{f}"),
+        _ => format!("{prefix}{}", template_args_as_go(&f)),
     }))
 }
 
@@ -475,7 +519,7 @@ fn type_special(prefix: &str, ty: &str, mode: Demangle) -> Option<String> {
     let (sym, _) = cpp_demangle::BorrowedSymbol::with_tail(mangled.as_bytes()).ok()?;
     let t = std_abbreviations(&sym.demangle().ok()?);
     let t = t.strip_prefix("typeinfo for ")?;
-    Some(format!("{prefix}{}", if mode == Demangle::Default { remove_template_args(t) } else { t.to_string() }))
+    Some(format!("{prefix}{}", if mode == Demangle::Default { remove_template_args(t) } else { template_args_as_go(t) }))
 }
 
 /// Skips an `<nv-offset> _` (`[n]<digits>_`).
@@ -798,6 +842,17 @@ mod tests {
         assert_eq!(f("_ZNSi6sentryC1ERSib"), "std::istream::sentry::sentry(std::istream&, bool)");
         assert_eq!(f("_ZNSsC1Ev"), "std::basic_string<char, std::char_traits<char>, std::allocator<char> >::basic_string()");
         assert_eq!(f("_ZNSs4swapERSs"), "std::string::swap(std::string&)");
+        // Template arguments where they are kept: empty packs, integer literals.
+        assert_eq!(
+            t("_ZTVN4llvm6detail9PassModelINS_8FunctionENS_8LintPassENS_17PreservedAnalysesENS_15AnalysisManagerIS2_JEEEJEEE"),
+            "vtable for llvm::detail::PassModel<llvm::Function, llvm::LintPass, llvm::PreservedAnalyses, llvm::AnalysisManager<llvm::Function> >"
+        );
+        assert_eq!(
+            t("_ZTVN4llvm6detail23provider_format_adapterIRNS_11SmallStringILj8EEEEE"),
+            "vtable for llvm::detail::provider_format_adapter<llvm::SmallString<8u>&>"
+        );
+        assert_eq!(t("_ZN3FooILl5EE3barEv"), "Foo<5l>::bar");
+        assert_eq!(f("_ZN3FooILm5EE3barEv"), "Foo<5ul>::bar()");
         // Names, not parts of them.
         assert_eq!(name("_ZN3Foo14string_or_nullEv"), "Foo::string_or_null");
     }
