@@ -423,8 +423,10 @@ fn decltype_nullptr(s: &str) -> String {
 /// them: `std::string`, `std::istream`, `std::ostream`, `std::iostream`, except as the class of
 /// a constructor or destructor, where they print in full (`std::basic_string<char,
 /// std::char_traits<char>, std::allocator<char> >::basic_string`). `cpp_demangle` prints `Ss`
-/// and `So` short everywhere and `Si` and `Sd` in full everywhere. The full forms cannot come
-/// from anything else (the ABI requires the abbreviation for those exact types).
+/// and `So` short everywhere and `Si` and `Sd` in full everywhere. In the names the default and
+/// templates modes print, the full forms come only from the abbreviations (the ABI requires
+/// them for those exact types); in full mode a template parameter standing for such a type also
+/// prints in full, where the Go demangler keeps it so: those names still differ.
 fn std_abbreviations(s: &str) -> String {
     const TRAITS: &str = "<char, std::char_traits<char> >";
     const STRING_ARGS: &str = "<char, std::char_traits<char>, std::allocator<char> >";
