@@ -66,10 +66,8 @@ impl FrameFilter {
         let keep = if keep.is_empty() {
             None
         } else {
-            match compile(keep, dfa_limit)? {
-                Some(k) => Some(k),
-                None => return Ok(None),
-            }
+            let Some(keep) = compile(keep, dfa_limit)? else { return Ok(None) };
+            Some(keep)
         };
         Ok(Some(FrameFilter { drop, keep }))
     }

@@ -375,9 +375,6 @@ fn cplusplus(name: &str, mode: Demangle) -> Option<String> {
 /// literals of the unsigned and long types take a suffix (`(unsigned int)8` → `8u`,
 /// `(long)-1` → `-1l`).
 fn template_args_as_go(s: &str) -> String {
-    if !s.contains(", >") && !s.contains(")") {
-        return s.to_string();
-    }
     // An empty pack: `A<x, >` → `A<x>`, and `B<A<x, >, >` → `B<A<x> >` (a space between two
     // closing brackets, as everywhere else).
     let mut out = String::with_capacity(s.len());
@@ -391,6 +388,9 @@ fn template_args_as_go(s: &str) -> String {
     for (ty, suffix) in [("unsigned long long", "ull"), ("unsigned long", "ul"), ("unsigned int", "u"), ("long long", "ll"), ("long", "l")]
     {
         let cast = format!("({ty})");
+        if !out.contains(&cast) {
+            continue;
+        }
         let mut rest = out.as_str();
         let mut next = String::with_capacity(out.len());
         while let Some(at) = rest.find(&cast) {
@@ -458,13 +458,12 @@ fn std_abbreviations(s: &str) -> String {
 /// right before it, no identifier character right after it) and whose following text passes
 /// `keep_if` replaced by `to`.
 fn replace_whole(s: &str, from: &str, to: &str, keep_if: impl Fn(&str) -> bool) -> String {
-    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(at) = rest.find(from) {
         let before = rest[..at].bytes().last().or_else(|| out.bytes().last());
         let after = &rest[at + from.len()..];
-        let whole = !before.is_some_and(|c| ident(c) || c == b':') && !after.bytes().next().is_some_and(ident);
+        let whole = !before.is_some_and(|c| is_ident(c) || c == b':') && !after.bytes().next().is_some_and(is_ident);
         out.push_str(&rest[..at]);
         out.push_str(if whole && keep_if(after) { to } else { from });
         rest = after;
@@ -475,7 +474,13 @@ fn replace_whole(s: &str, from: &str, to: &str, keep_if: impl Fn(&str) -> bool) 
 
 /// Whether `s` starts with the name `word` (not followed by an identifier character).
 fn starts_with_word(s: &str, word: &str) -> bool {
-    s.strip_prefix(word).is_some_and(|r| !r.bytes().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_'))
+    s.strip_prefix(word).is_some_and(|r| !r.bytes().next().is_some_and(is_ident))
+}
+
+/// A byte of a C++ identifier (ASCII; a name's other bytes never border one of the standard
+/// names these functions look for).
+fn is_ident(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
 }
 
 /// The special names `cpp_demangle` prints otherwise than the Go demangler, printed as it does:
