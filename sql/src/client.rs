@@ -76,6 +76,10 @@ pub enum Error {
     /// What was asked cannot be answered (a bad request of ours, a failed migration).
     #[error("{0}")]
     Invalid(String),
+    /// Another write of some of the same profiles is still going on (its intent is fresh):
+    /// worth a retry, by which time it has landed or gone quiet.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// Server exception codes worth retrying: the same request can succeed later.
@@ -132,6 +136,7 @@ impl Error {
                 }
             }
             Error::Invalid(_) => false,
+            Error::Busy(_) => true,
         }
     }
 }

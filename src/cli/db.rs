@@ -139,7 +139,9 @@ fn write_batch(rt: &tokio::runtime::Runtime, writer: &Writer, batch: Batch<&Path
             Ok(false)
         }
         Err(e) if e.is_transient() => {
-            Err(anyhow::Error::new(e).context("ClickHouse is unavailable; nothing of this batch was stored, run load again"))
+            // What the attempt wrote before failing is finished by the same batch's retry, or
+            // taken back by the next write of any of its files.
+            Err(anyhow::Error::new(e).context("nothing of this batch is stored yet (ClickHouse is unavailable or busy); run load again"))
         }
         Err(_) => {
             // A batch can fail after some tables took it: remove that first, then file by file.

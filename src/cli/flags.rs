@@ -173,6 +173,12 @@ pub struct SinkFlags {
     #[arg(long = "batch-max-days", env = "PPROFHOUSE_BATCH_MAX_DAYS")]
     #[serde(rename = "max_days", skip_serializing_if = "Option::is_none")]
     pub max_days: Option<usize>,
+    /// A write attempt whose profiles are still not stored, unrenewed this long, is taken for
+    /// abandoned (its writer stopped half-way) and taken back out by the next write of any of
+    /// them; a younger one is waited for [default: 2m].
+    #[arg(long = "attempt-abandoned-after", env = "PPROFHOUSE_ATTEMPT_ABANDONED_AFTER", value_parser = duration)]
+    #[serde(rename = "abandoned_after", skip_serializing_if = "Option::is_none")]
+    pub abandoned_after: Option<String>,
 }
 
 /// `[limits]`: what one profile may cost (over a limit: an error naming it; in the worker, a

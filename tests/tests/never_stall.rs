@@ -4,6 +4,7 @@
 //! - a two-year profefe history, backfilled: every profile stored, batches cut by day;
 //! - hostile profiles: dead letters naming the limit, while good profiles beside them land;
 //! - a profile ClickHouse rejects for good: only it is dead-lettered, the rest stored once;
+//! - a write abandoned between its data and its markers: taken back when its profiles return;
 //! - an overwritten key: each announced version stored once, or dead-lettered `changed`;
 //! - a file without its own time, loaded twice: nothing changes; 120 files over 120 days load;
 //! - a stuck worker fails its liveness probe, and recovers;
@@ -263,6 +264,87 @@ fn a_view_failing_after_another_committed_loses_and_doubles_nothing_after_replay
         assert_eq!(raw, hourly, "replay {n}: the hourly rollup equals the raw rows");
         assert_eq!(raw, daily, "replay {n}: the daily rollup equals the raw rows");
     }
+}
+
+/// A writer that stops for good between the data and the markers (here `load`, giving up while
+/// the markers' table refuses inserts for a while, as a killed worker would) leaves raw rows and
+/// rollup sums of profiles nobody marked stored. Those profiles come back in other batches,
+/// under other tokens, which no table takes for duplicates: the first write of any of them must
+/// take the abandoned attempt back out whole. Checked against the same files loaded cleanly
+/// under another service: the same function rows, the same stack values, rollups equal to the
+/// raw rows.
+#[test]
+fn an_attempt_abandoned_between_data_and_markers_is_taken_back_when_its_profiles_return() {
+    let p = Pipeline::start().unwrap();
+    let files: Vec<String> = ["go-workload-cpu.pb.gz", "go-cpu-labels.pb.gz", "go-workload-heap.pb.gz", "go-heap-2021.pb.gz"]
+        .iter()
+        .map(|f| fixtures().join(f).display().to_string())
+        .collect();
+    let rows: u64 = files.iter().map(|f| function_rows(&std::fs::read(f).unwrap())).sum();
+    let at = (now() - chrono::Duration::hours(2)).to_rfc3339();
+    let load = |service: &str, some: &[&String]| {
+        let mut args = vec!["load", "--service", service, "--type", "cpu", "--time", &at];
+        args.extend(some.iter().map(|s| s.as_str()));
+        p.run_env(&args, &[("PPROFHOUSE_ATTEMPT_ABANDONED_AFTER", "2s")], Duration::from_secs(120)).unwrap()
+    };
+    let sql = |q: &str| p.block_on(p.client().query(q).execute()).unwrap();
+    let count = |q: &str| p.block_on(p.client().query(q).fetch_one::<u64>()).unwrap();
+    // The markers' table refuses every insert with "too many parts", a transient error, while
+    // the other tables take theirs: one part there, merges stopped, at most one part allowed.
+    sql("INSERT INTO profiles (profile_id, ts, service, profile_type) VALUES (generateUUIDv4(), now64(3), 'other', 'cpu')");
+    sql("SYSTEM STOP MERGES profiles");
+    sql("ALTER TABLE profiles MODIFY SETTING parts_to_throw_insert = 1");
+    let all: Vec<&String> = files.iter().collect();
+    let out = load("crash", &all);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TOO_MANY_PARTS"), "{}", tail_text(&out.stderr, 20));
+    assert_eq!(count("SELECT count() FROM profiles FINAL WHERE service = 'crash'"), 0, "nothing marked stored");
+    assert_eq!(p.count("function_values").unwrap(), rows, "the abandoned attempt's rows are there");
+    assert!(count("SELECT count() FROM function_values_daily WHERE service = 'crash'") > 0, "and its rollup sums");
+    sql("ALTER TABLE profiles MODIFY SETTING parts_to_throw_insert = 3000");
+    sql("SYSTEM START MERGES profiles");
+    // The profiles come back in two other batches, each loaded twice. The first comes within
+    // two seconds of the attempt (not yet taken for abandoned): it waits, then takes it back.
+    for (n, some) in [&all[..1], &all[1..]].into_iter().enumerate() {
+        for again in 0..2 {
+            let out = load("crash", some);
+            assert_ok(&out, "replay");
+            let log = String::from_utf8_lossy(&out.stderr);
+            let first = n == 0 && again == 0;
+            let (waited, took_back) =
+                (log.contains("waiting for it to land or be abandoned"), log.contains("taking back an abandoned write"));
+            assert_eq!(
+                (waited, took_back),
+                (first, first),
+                "only the first write of a returning profile meets the attempt:\n{}",
+                tail_text(&out.stderr, 20)
+            );
+        }
+    }
+    let out = load("clean", &all);
+    assert_ok(&out, "clean load");
+    assert_eq!(count("SELECT count() FROM profiles FINAL WHERE service = 'crash'"), 4);
+    assert_eq!(p.count("function_values").unwrap(), 2 * rows, "every profile's rows once, under both services");
+    let by_service = |q: &str| -> Vec<(String, String, i64, i64)> {
+        let q = format!("SELECT sample_type, toString(key), toInt64(sum(a)), toInt64(sum(b)) FROM ({q}) GROUP BY service, sample_type, key ORDER BY 1, 2");
+        p.block_on(p.client().query(&q.replace("{svc}", "crash")).fetch_all())
+            .unwrap()
+            .into_iter()
+            .zip(p.block_on(p.client().query(&q.replace("{svc}", "clean")).fetch_all::<(String, String, i64, i64)>()).unwrap())
+            .map(|(a, b)| {
+                assert_eq!(a, b, "the crashed-and-replayed profiles hold what the clean load holds");
+                a
+            })
+            .collect()
+    };
+    let functions =
+        by_service("SELECT service, sample_type, function AS key, flat AS a, cum AS b FROM function_values WHERE service = '{svc}'");
+    assert!(!functions.is_empty());
+    let stacks = by_service("SELECT service, sample_type, stack_hash AS key, value AS a, 1 AS b FROM stack_values WHERE service = '{svc}'");
+    assert!(!stacks.is_empty());
+    let (raw, hourly, daily) = raw_and_rollups(&p);
+    assert_eq!(raw, hourly, "the hourly rollup equals the raw rows: the abandoned sums were taken back");
+    assert_eq!(raw, daily, "the daily rollup equals the raw rows");
 }
 
 #[test]

@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(9, "0009_profile_id_projection"),
     migration!(10, "0010_stack_arrays_by_type"),
     migration!(11, "0011_rollups_by_the_sink"),
+    migration!(12, "0012_attempts"),
 ];
 
 /// Retention per table family, in days.

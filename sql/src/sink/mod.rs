@@ -18,9 +18,12 @@
 //! keeps its batch; the retry asks again first, so a batch whose first attempt did land (but
 //! whose answer was lost) is not written twice.
 //!
-//! (ClickHouse's `insert_deduplication_token` is deliberately not used: with materialized views
-//! fanning one block out, the derived per-view tokens made ClickHouse drop genuine blocks of
-//! the `function_values` fan-out in our fleet benchmark. The processed-profile check is exact.)
+//! **Crashes.** Every write records its intent first (the batch's profile ids under its
+//! deduplication token) and tags its raw rows with that token. A writer killed between the data
+//! and the markers leaves an attempt no retry of the same batch will finish: its profiles come
+//! back in other batches, under other tokens. The first write that finds one of its profiles
+//! under such an attempt, quiet for [`SinkConfig::abandoned_after`], takes that attempt back out
+//! whole (its tagged rows deleted, its rollup sums negated) before writing ([`Writer`]).
 
 mod batch;
 mod known;
@@ -59,10 +62,24 @@ pub struct SinkConfig {
     /// (default 100) partitions. A history backfill thus goes in batches of at most this many
     /// days, never in one insert ClickHouse rejects.
     pub max_days: usize,
+    /// A write attempt of profiles that are still not stored, not retried for this long (each
+    /// retry renews its intent), is taken for abandoned: its writer stopped between the data
+    /// and the markers. The next write of any of those profiles takes it back out first. Longer
+    /// than one attempt of a batch can take plus the retry's longest pause; a write that meets
+    /// a younger attempt waits for it (up to this long) instead.
+    #[serde(with = "humantime_serde")]
+    pub abandoned_after: Duration,
 }
 
 impl Default for SinkConfig {
     fn default() -> Self {
-        SinkConfig { batch_rows: 200_000, batch_bytes: 64 << 20, linger: Duration::from_secs(2), stacks: true, max_days: 90 }
+        SinkConfig {
+            batch_rows: 200_000,
+            batch_bytes: 64 << 20,
+            linger: Duration::from_secs(2),
+            stacks: true,
+            max_days: 90,
+            abandoned_after: Duration::from_secs(120),
+        }
     }
 }

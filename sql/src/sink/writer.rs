@@ -1,5 +1,5 @@
-//! Writing batches: the processed-profile check, the data through `ingest`, the rollups, then
-//! the processed markers in `profiles`, last.
+//! Writing batches: the processed-profile check, the intent, the data through `ingest`, the
+//! rollups, then the processed markers in `profiles`, last.
 //!
 //! Every insert carries an `insert_deduplication_token` derived from the batch's profile ids, so
 //! retrying a batch that failed half-way (ClickHouse does not make an insert atomic across
@@ -15,15 +15,25 @@
 //! back exactly. Their rows cannot be deleted per profile (they sum many), and when they were
 //! views one could keep a failed attempt's sums while another refused them; the halves of the
 //! split batch then added them again.
+//!
+//! A write that stops for good half-way (its worker killed between the data and the markers)
+//! is never retried as the same batch: its profiles come back in other batches, under other
+//! tokens, which no table takes for duplicates. So each attempt first records its intent in
+//! `sink_intents` (its profiles under its token, renewed on every retry) and tags the raw rows
+//! it writes with the token (`attempt`, migration 0012). A write that finds some of its
+//! profiles under another token, unrenewed for [`SinkConfig::abandoned_after`], takes that
+//! attempt back out whole, as [`Writer::discard`] takes back a rejected one: its sums, read
+//! back from its tagged `function_values` rows, written again and negated in the rollups; its
+//! tagged rows deleted. An attempt renewed more recently is waited for.
 
 use std::collections::HashSet;
 
 use hashbrown::HashSet as FastSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clickhouse::Row;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use uuid::Uuid;
 
 use super::batch::{record_bytes, Batch, FlushStats};
@@ -135,7 +145,64 @@ struct IngestRow<'a> {
     /// The stacks whose frames this row carries, and the frames (names leaf first).
     frames_hash: Vec<u64>,
     frames: Vec<Vec<B<'a>>>,
+    /// The write attempt's token: the raw rows' tag, by which an abandoned attempt is taken back.
+    attempt: &'a str,
 }
+
+/// A `sink_intents` row: a profile a write attempt is about to write, under its token, with
+/// the time range of the attempt's profiles.
+#[derive(Row, Serialize)]
+struct IntentRow<'a> {
+    #[serde(with = "clickhouse::serde::uuid")]
+    profile_id: Uuid,
+    token: &'a str,
+    lo: i64,
+    hi: i64,
+}
+
+/// Another write attempt of some of a batch's profiles, not taken back yet ([`OTHER_ATTEMPTS_QUERY`]).
+#[derive(Row, Deserialize)]
+struct OtherAttempt {
+    token: String,
+    /// Milliseconds since its intent was last renewed (ClickHouse's clock both times).
+    age_ms: i64,
+    /// The time range of its profiles (Unix milliseconds).
+    lo: i64,
+    hi: i64,
+}
+
+/// Which other attempts hold some of the bound profile ids (their intents), not taken back
+/// whole yet, with the time since each last renewed its intent.
+const OTHER_ATTEMPTS_QUERY: &str = "SELECT token, toInt64(dateDiff('millisecond', max(at), now64(3))) AS age_ms, \
+     toUnixTimestamp64Milli(min(lo)) AS lo, toUnixTimestamp64Milli(max(hi)) AS hi FROM sink_intents \
+     WHERE profile_id IN ? AND token != ? AND token NOT IN (SELECT token FROM sink_discards FINAL WHERE done = 1) \
+     GROUP BY token";
+
+/// An attempt's `function_values` rows summed by profile time and rollup key: what its rollup
+/// inserts summed ([`STORED_SUMS_QUERY`]).
+#[derive(Row, Deserialize)]
+struct StoredSum {
+    /// The profile time (Unix milliseconds; not `ts`, which the query's `WHERE` means as the
+    /// column).
+    ts_ms: i64,
+    service: String,
+    profile_type: String,
+    sample_type: String,
+    #[serde(with = "serde_bytes")]
+    function: Vec<u8>,
+    flat: i64,
+    cum: i64,
+    profiles: u64,
+}
+
+/// The `function_values` rows an attempt wrote (bound: its time range, its token), summed by
+/// profile time and rollup key; `profiles` counts rows, one per profile, sample type and
+/// function, as the sink counts them.
+const STORED_SUMS_QUERY: &str = "SELECT toUnixTimestamp64Milli(ts) AS ts_ms, toString(service) AS service, \
+     toString(profile_type) AS profile_type, toString(sample_type) AS sample_type, toString(function) AS function, \
+     sum(flat) AS flat, sum(cum) AS cum, count() AS profiles FROM function_values \
+     WHERE ts >= fromUnixTimestamp64Milli(?) AND ts <= fromUnixTimestamp64Milli(?) AND attempt = ? \
+     GROUP BY ts_ms, service, profile_type, sample_type, function";
 
 /// A rollup table's row: one function's values summed over a batch's profiles of one service,
 /// profile type and sample type in one bucket (`T`: the hour as `DateTime` seconds, or the day
@@ -179,6 +246,20 @@ fn buckets(ts_ms: i64) -> (u32, u16) {
 }
 
 impl<'a> Rollups<'a> {
+    /// The sums of an attempt's stored rows (what its rollup inserts held, if they landed).
+    fn of_stored(stored: &'a [StoredSum]) -> Self {
+        let mut r = Rollups { hourly: hashbrown::HashMap::new(), daily: hashbrown::HashMap::new() };
+        for row in stored {
+            let (hour, day) = buckets(row.ts_ms);
+            let key = (row.service.as_str(), row.profile_type.as_str(), row.sample_type.as_str());
+            let hourly = r.hourly.entry((hour, key.0, key.1, key.2)).or_default().entry(&row.function).or_default();
+            *hourly = Sums(hourly.0.wrapping_add(row.flat), hourly.1.wrapping_add(row.cum), hourly.2 + row.profiles);
+            let daily = r.daily.entry((day, key.0, key.1, key.2)).or_default().entry(&row.function).or_default();
+            *daily = Sums(daily.0.wrapping_add(row.flat), daily.1.wrapping_add(row.cum), daily.2 + row.profiles);
+        }
+        r
+    }
+
     /// The sums of `fresh`; `types[i]` holds the sample type names of `fresh[i]`.
     fn of(fresh: &[&'a ProfileRecord], types: &'a [Vec<String>]) -> Self {
         let mut r = Rollups { hourly: hashbrown::HashMap::new(), daily: hashbrown::HashMap::new() };
@@ -274,6 +355,7 @@ fn ingest_row<'a>(
     stacks: std::ops::Range<usize>,
     known: &Generations,
     sent: &mut FastSet<u64>,
+    attempt: &'a str,
 ) -> IngestRow<'a> {
     let ex = &rec.exploded;
     let f = &ex.facts;
@@ -341,6 +423,7 @@ fn ingest_row<'a>(
         by_type_value,
         frames_hash,
         frames,
+        attempt,
     }
 }
 
@@ -390,54 +473,83 @@ impl Writer {
         self
     }
 
-    /// Removes what a failed write of these profiles may have left in the first-level tables
-    /// (`function_values`, `stack_samples`; `stacks` holds content keyed by hash and needs no
-    /// undoing). Called before a failed batch is split, so the halves start from nothing.
+    /// Takes back what a failed write of these profiles may have left: its sums in the
+    /// rollups and its rows in the first-level tables (`function_values`, `stack_samples`;
+    /// `stacks` holds content keyed by hash and needs no undoing). Called before a failed batch
+    /// is split, so the halves start from nothing.
     pub async fn discard(&self, records: &[ProfileRecord]) -> Result<(), Error> {
         let fresh = self.fresh(records).await?;
         if fresh.is_empty() {
             return Ok(());
         }
         let token = self.token(&fresh).await?;
-        // The rollups: each holds the failed attempt's sums whole or not at all, and which is
-        // not known here. Writing them again under the attempt's token settles it (a rollup that
-        // holds them skips the insert as a duplicate, one that does not takes them now), and
-        // then the same sums go out again, negated. A rollup that refuses the sums for good never
-        // held them. Run again after an interruption, both inserts are duplicates.
-        let types = sample_type_names(&fresh);
-        let rollups = Rollups::of(&fresh, &types);
+        let (lo, hi) = time_range(&fresh);
+        self.take_back(&token, lo, hi).await
+    }
+
+    /// Takes the write attempt `token` (its profiles' times within `lo..=hi`) back out whole.
+    /// Its sums are read back from the `function_values` rows it tagged: the rollups got them
+    /// only after those rows landed. Safe to run again, and by two writers at once.
+    async fn take_back(&self, token: &str, lo: i64, hi: i64) -> Result<(), Error> {
+        let stored: Vec<StoredSum> = self.client.query(STORED_SUMS_QUERY).bind(lo).bind(hi).bind(token).fetch_all().await?;
+        // The rollups: each holds the attempt's sums whole or not at all, and which is not known
+        // here. Writing them again under the attempt's token settles it (a rollup that holds
+        // them skips the insert as a duplicate, one that does not takes them now), and then the
+        // same sums go out again, negated. A rollup that refuses the sums for good never held
+        // them. Run again after an interruption, both inserts are duplicates.
+        let rollups = Rollups::of_stored(&stored);
         for rollup in Rollup::ALL {
-            match self.write_rollup(rollup, &rollups, &token, false).await {
-                Ok(()) => self.write_rollup(rollup, &rollups, &token, true).await?,
+            match self.write_rollup(rollup, &rollups, token, false).await {
+                Ok(()) => self.write_rollup(rollup, &rollups, token, true).await?,
                 Err(e) if !e.is_transient() => {
-                    tracing::debug!(table = rollup.table(), error = %e, "the rollup refuses the batch's sums: it holds none of them");
+                    tracing::debug!(table = rollup.table(), error = %e, "the rollup refuses the attempt's sums: it holds none of them");
                 }
                 Err(e) => return Err(e),
             }
         }
         // The token goes first: a write of these profiles after this point uses a new one, so
-        // no table takes the removed rows' block for a duplicate.
-        self.client.query("INSERT INTO sink_discards (token) VALUES (?)").bind(&token).execute().await?;
-        let ids: Vec<String> = fresh.iter().map(|r| r.id.to_string()).collect();
-        let (lo, hi) = fresh.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| (lo.min(r.ts_ms), hi.max(r.ts_ms)));
+        // no table takes the removed rows' block for a duplicate. `done` goes last: until then
+        // the attempt's intents are still looked at, so an interrupted deletion is finished.
+        self.client.query("INSERT INTO sink_discards (token) VALUES (?)").bind(token).execute().await?;
         let (suffix, on_cluster) = match &self.cluster {
             Some(c) => ("_local", format!(" ON CLUSTER {}", crate::schema::quote_ident(c))),
             None => ("", String::new()),
         };
         for table in ["function_values", "stack_samples"] {
-            for chunk in ids.chunks(4096) {
-                self.client
-                    .query(&format!(
-                        "DELETE FROM {table}{suffix}{on_cluster} WHERE ts >= fromUnixTimestamp64Milli(?) AND ts <= fromUnixTimestamp64Milli(?) AND toString(profile_id) IN ?"
-                    ))
-                    .bind(lo)
-                    .bind(hi)
-                    .bind(chunk)
-                    .execute()
-                    .await?;
+            self.client
+                .query(&format!(
+                    "DELETE FROM {table}{suffix}{on_cluster} WHERE ts >= fromUnixTimestamp64Milli(?) AND ts <= fromUnixTimestamp64Milli(?) AND attempt = ?"
+                ))
+                .bind(lo)
+                .bind(hi)
+                .bind(token)
+                .execute()
+                .await?;
+        }
+        self.client.query("INSERT INTO sink_discards (token, done) VALUES (?, 1)").bind(token).execute().await?;
+        Ok(())
+    }
+
+    /// The other attempts, not taken back yet, that intended to write some of `fresh`.
+    async fn other_attempts(&self, fresh: &[&ProfileRecord], token: &str) -> Result<Vec<OtherAttempt>, Error> {
+        let ids: Vec<String> = fresh.iter().map(|r| r.id.to_string()).collect();
+        let mut found: hashbrown::HashMap<String, OtherAttempt> = hashbrown::HashMap::new();
+        for chunk in ids.chunks(4096) {
+            let part: Vec<OtherAttempt> = self.client.query(OTHER_ATTEMPTS_QUERY).bind(chunk).bind(token).fetch_all().await?;
+            for a in part {
+                match found.get_mut(&a.token) {
+                    Some(b) => {
+                        b.age_ms = b.age_ms.min(a.age_ms);
+                        b.lo = b.lo.min(a.lo);
+                        b.hi = b.hi.max(a.hi);
+                    }
+                    None => {
+                        found.insert(a.token.clone(), a);
+                    }
+                }
             }
         }
-        Ok(())
+        Ok(found.into_values().collect())
     }
 
     /// Inserts the batch's sums into the rollup `table` (`negate`: the sums taken back out), one
@@ -457,60 +569,113 @@ impl Writer {
     }
 
     /// Writes `records`, skipping profiles already stored (and repeats within `records`).
-    /// Safe to call again with the same records after an error: the check runs first.
+    /// Safe to call again with the same records after an error: the check runs first. Another
+    /// attempt at some of the same profiles is taken back first when abandoned, or waited for
+    /// (once, up to [`SinkConfig::abandoned_after`]; then [`Error::Busy`]).
     pub async fn write(&self, records: &[ProfileRecord]) -> Result<FlushStats, Error> {
         if records.is_empty() {
             return Ok(FlushStats::default());
         }
-        let fresh = self.fresh(records).await?;
-        let mut stats = FlushStats { duplicates: records.len() - fresh.len(), ..Default::default() };
-        if !fresh.is_empty() {
+        let mut waited = false;
+        loop {
+            let fresh = self.fresh(records).await?;
+            let duplicates = records.len() - fresh.len();
+            if fresh.is_empty() {
+                return Ok(FlushStats { duplicates, ..Default::default() });
+            }
             let token = self.token(&fresh).await?;
-            let client = self
-                .client
-                .clone()
-                .with_option("insert_deduplication_token", &token)
-                .with_option("deduplicate_blocks_in_dependent_materialized_views", "1");
-            // Unvalidated: the rows are large (a heap profile's stacks) and checking every value
-            // against the schema costs more than building them; the schema is ours, and the
-            // pipeline tests write through this path against the real tables.
-            // `optimize_on_insert = 0`: `stacks` (a ReplacingMergeTree) would otherwise collapse
-            // the block by its key before writing it; its readers take `any(frames)` per hash
-            // anyway, and merges collapse the parts.
-            let mut insert =
-                client.clone().with_option("optimize_on_insert", "0").with_validation(false).insert::<IngestRow<'_>>("ingest").await?;
-            let now = Instant::now();
-            // The stacks written recently (their frames are in `stacks` already), and those whose
-            // frames this insert carries.
-            let known = self.known_stacks.snapshot();
-            let mut sent = FastSet::new();
-            for rec in &fresh {
-                for (i, stacks) in stack_chunks(rec, self.cfg.stacks).enumerate() {
-                    let row = ingest_row(rec, i == 0, stacks, &known, &mut sent);
-                    insert.write(&row).await?;
-                    stats.rows += row.fn_name.len();
+            let others = self.other_attempts(&fresh, &token).await?;
+            let limit = self.cfg.abandoned_after;
+            let live = others.iter().filter_map(|a| limit.checked_sub(Duration::from_millis(a.age_ms.max(0) as u64))).max();
+            if let Some(wait) = live.filter(|w| !w.is_zero()) {
+                if waited {
+                    return Err(Error::Busy(format!(
+                        "another write of some of these profiles is still going on ({} attempt(s) renewed in the last {limit:?})",
+                        others.len()
+                    )));
                 }
+                tracing::info!(
+                    wait_ms = wait.as_millis() as u64,
+                    "another write of some of these profiles is going on; waiting for it to land or be abandoned"
+                );
+                tokio::time::sleep(wait).await;
+                waited = true;
+                continue;
             }
-            insert.end().await?;
-            let types = sample_type_names(&fresh);
-            let rollups = Rollups::of(&fresh, &types);
-            for rollup in Rollup::ALL {
-                self.write_rollup(rollup, &rollups, &token, false).await?;
+            for a in &others {
+                tracing::warn!(
+                    attempt = %a.token,
+                    quiet_ms = a.age_ms,
+                    "taking back an abandoned write of some of these profiles (its writer stopped before marking them stored)"
+                );
+                self.take_back(&a.token, a.lo, a.hi).await?;
             }
-            // The markers last: a profile is "stored" only once all of its data is.
-            let mut markers = client.insert::<MarkerRow<'_>>("profiles").await?;
-            for rec in &fresh {
-                markers.write(&marker_row(rec)).await?;
+            let mut stats = self.write_fresh(&fresh, &token).await?;
+            stats.duplicates = duplicates;
+            return Ok(stats);
+        }
+    }
+
+    /// One attempt at `fresh` under `token`: the intent, the data, the rollups, the markers.
+    async fn write_fresh(&self, fresh: &[&ProfileRecord], token: &str) -> Result<FlushStats, Error> {
+        let mut stats = FlushStats::default();
+        // The intent first, renewed by every retry (never deduplicated: its time is the
+        // attempt's heartbeat).
+        let (lo, hi) = time_range(fresh);
+        let mut intents = self.client.clone().with_option("insert_deduplicate", "0").insert::<IntentRow<'_>>("sink_intents").await?;
+        for rec in fresh {
+            intents.write(&IntentRow { profile_id: rec.id, token, lo, hi }).await?;
+        }
+        intents.end().await?;
+        let client = self
+            .client
+            .clone()
+            .with_option("insert_deduplication_token", token)
+            .with_option("deduplicate_blocks_in_dependent_materialized_views", "1");
+        // Unvalidated: the rows are large (a heap profile's stacks) and checking every value
+        // against the schema costs more than building them; the schema is ours, and the
+        // pipeline tests write through this path against the real tables.
+        // `optimize_on_insert = 0`: `stacks` (a ReplacingMergeTree) would otherwise collapse
+        // the block by its key before writing it; its readers take `any(frames)` per hash
+        // anyway, and merges collapse the parts.
+        let mut insert =
+            client.clone().with_option("optimize_on_insert", "0").with_validation(false).insert::<IngestRow<'_>>("ingest").await?;
+        let now = Instant::now();
+        // The stacks written recently (their frames are in `stacks` already), and those whose
+        // frames this insert carries.
+        let known = self.known_stacks.snapshot();
+        let mut sent = FastSet::new();
+        for rec in fresh {
+            for (i, stacks) in stack_chunks(rec, self.cfg.stacks).enumerate() {
+                let row = ingest_row(rec, i == 0, stacks, &known, &mut sent, token);
+                insert.write(&row).await?;
+                stats.rows += row.fn_name.len();
             }
-            markers.end().await?;
-            stats.inserted = fresh.len();
-            stats.bytes = fresh.iter().map(|r| record_bytes(r)).sum();
-            if self.cfg.stacks {
-                self.known_stacks.remember(sent.into_iter(), now);
-            }
+        }
+        insert.end().await?;
+        let types = sample_type_names(fresh);
+        let rollups = Rollups::of(fresh, &types);
+        for rollup in Rollup::ALL {
+            self.write_rollup(rollup, &rollups, token, false).await?;
+        }
+        // The markers last: a profile is "stored" only once all of its data is.
+        let mut markers = client.insert::<MarkerRow<'_>>("profiles").await?;
+        for rec in fresh {
+            markers.write(&marker_row(rec)).await?;
+        }
+        markers.end().await?;
+        stats.inserted = fresh.len();
+        stats.bytes = fresh.iter().map(|r| record_bytes(r)).sum();
+        if self.cfg.stacks {
+            self.known_stacks.remember(sent.into_iter(), now);
         }
         Ok(stats)
     }
+}
+
+/// The time range of `fresh`'s profiles (Unix milliseconds).
+fn time_range(fresh: &[&ProfileRecord]) -> (i64, i64) {
+    fresh.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| (lo.min(r.ts_ms), hi.max(r.ts_ms)))
 }
 
 /// Batches profiles and writes them to ClickHouse (a [`Batch`] and a [`Writer`] together; the
