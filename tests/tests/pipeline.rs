@@ -508,6 +508,57 @@ fn worker_killed_mid_run_then_restarted_stores_everything_exactly_once() {
     assert_stored_exactly_once(&p, &keys, &files, t0, "after the restart");
 }
 
+/// The worker killed between a batch's data and its markers: the markers' table refuses inserts
+/// for a while ("too many parts", transient), so the worker sits retrying them with the data and
+/// the rollup sums in, and is killed there. Its messages come back to a worker that cuts batches
+/// of another shape (one profile each): other tokens, which no table takes for duplicates. The
+/// first of them must take the abandoned attempt back out, so everything is stored once, the
+/// rollups included.
+#[test]
+fn worker_killed_between_data_and_markers_stores_everything_once_in_other_batches() {
+    let p = start();
+    p.set_env("PPROFHOUSE_ATTEMPT_ABANDONED_AFTER", "2s");
+    let t0 = now() - chrono::Duration::hours(1);
+    let (keys, files) = upload_cpu_fleet(&p, 6, t0, 0, "crash");
+    let rows: u64 = files.iter().map(|f| function_rows(f)).sum();
+    let sql = |q: &str| p.block_on(p.client().query(q).execute()).unwrap();
+    let count = |q: &str| p.block_on(p.client().query(q).fetch_one::<u64>()).unwrap();
+    sql("INSERT INTO profiles (profile_id, ts, service, profile_type) VALUES (generateUUIDv4(), now64(3), 'other', 'cpu')");
+    sql("SYSTEM STOP MERGES profiles");
+    sql("ALTER TABLE profiles MODIFY SETTING parts_to_throw_insert = 1");
+    deliver(&p, &keys);
+    let mut w = p.spawn_worker(&["--batch-linger", "3s"]).unwrap();
+    let landed = wait_until(Duration::from_secs(90), Duration::from_millis(100), || {
+        (p.count("function_values").unwrap_or(0) == rows && count("SELECT count() FROM function_values_daily") > 0).then_some(())
+    });
+    assert!(landed.is_some(), "the batch's data never landed: {}", w.stderr_tail(40));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(w.is_running(), "the worker keeps retrying the markers: {}", w.stderr_tail(40));
+    assert_eq!(count("SELECT count() FROM profiles FINAL WHERE service != 'other'"), 0, "nothing marked stored");
+    w.kill9().unwrap();
+    let killed_at = Instant::now();
+    sql("ALTER TABLE profiles MODIFY SETTING parts_to_throw_insert = 3000");
+    sql("SYSTEM START MERGES profiles");
+    p.block_on(p.client().with_option("mutations_sync", "2").query("ALTER TABLE profiles DELETE WHERE service = 'other'").execute())
+        .unwrap();
+    p.wait_out_dead_member(killed_at);
+    let out = p.run_worker_until_idle(&["--batch-rows", "1"]).unwrap();
+    assert_success(&out, "restarted worker");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("taking back an abandoned write"), "{}", tail_text(&out.stderr, 30));
+    assert_stored_exactly_once(&p, &keys, &files, t0, "after the replay in other batches");
+    let sums = |t: &str, n: &str| -> Vec<(String, i64, i64, u64)> {
+        let q = format!(
+            "SELECT toString(function), toInt64(sum(flat)), toInt64(sum(cum)), toUInt64({n}) AS n FROM {t} GROUP BY function HAVING n != 0 ORDER BY 1"
+        );
+        p.block_on(p.client().query(&q).fetch_all()).unwrap()
+    };
+    let raw = sums("function_values", "count()");
+    assert!(!raw.is_empty());
+    assert_eq!(raw, sums("function_values_hourly", "sum(profiles)"), "the hourly rollup holds each profile once");
+    assert_eq!(raw, sums("function_values_daily", "sum(profiles)"), "the daily rollup holds each profile once");
+}
+
 // ---------------------------------------------------------------------------------------------
 // e. ClickHouse goes away and comes back
 
