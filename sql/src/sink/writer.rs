@@ -172,10 +172,11 @@ struct OtherAttempt {
 }
 
 /// Which other attempts hold some of the bound profile ids (their intents), not taken back
-/// whole yet, with the time since each last renewed its intent.
+/// whole yet, with the time since each last renewed its intent. (`GLOBAL`: in a cluster both
+/// tables are Distributed, and a distributed subquery inside one is refused otherwise.)
 const OTHER_ATTEMPTS_QUERY: &str = "SELECT token, toInt64(dateDiff('millisecond', max(at), now64(3))) AS age_ms, \
      toUnixTimestamp64Milli(min(lo)) AS lo, toUnixTimestamp64Milli(max(hi)) AS hi FROM sink_intents \
-     WHERE profile_id IN ? AND token != ? AND token NOT IN (SELECT token FROM sink_discards FINAL WHERE done = 1) \
+     WHERE profile_id IN ? AND token != ? AND token GLOBAL NOT IN (SELECT token FROM sink_discards FINAL WHERE done = 1) \
      GROUP BY token";
 
 /// An attempt's `function_values` rows summed by profile time and rollup key: what its rollup
