@@ -10,10 +10,10 @@
 //!   Top-N reads the daily or hourly rollup when the window allows it, the raw rows otherwise.
 //!   [`query::merge`] gathers the stored stacks and headers a merged pprof profile is rebuilt
 //!   from; [`query::catalog`] lists services and profiles, and finds a profile's S3 object.
-//! - [`sink`] — exploded profiles in, per batch one RowBinary `INSERT INTO ingest`, one into each
-//!   rollup and one of the processed markers out: batching
-//!   by rows, bytes and age, deterministic profile ids, and the processed-profile check that
-//!   makes a replayed batch change nothing.
+//! - [`sink`] — exploded profiles in, per batch its intent, one RowBinary `INSERT INTO ingest`,
+//!   one into each rollup and one of the processed markers out: batching by rows, bytes and
+//!   age, deterministic profile ids, the processed-profile check that makes a replayed batch
+//!   change nothing, and the taking-back of a write its worker abandoned half-way.
 //! - [`ClickHouseConfig`] and [`Error`] — how to connect, and which failures are worth a retry.
 //!
 //! Everything goes through the `clickhouse` crate over HTTP(S), so the same code talks to a

@@ -1,5 +1,5 @@
-//! The ClickHouse sink: exploded profiles in, per batch one RowBinary `INSERT INTO ingest`, one
-//! into each rollup and one of the processed markers out.
+//! The ClickHouse sink: exploded profiles in, per batch one insert of its intent, one RowBinary
+//! `INSERT INTO ingest`, one into each rollup and one of the processed markers out.
 //!
 //! A batch is cut by function rows, bytes or age ([`SinkConfig`]). Each profile becomes one row
 //! of the Null-engine `ingest` table carrying its facts, its per-function rows and its stacks as
