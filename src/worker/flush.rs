@@ -68,6 +68,7 @@ impl FlushTask {
                 self.metrics.batch_rows.observe(stats.rows as f64);
                 self.metrics.profiles.inc_by(stats.inserted as u64);
                 self.metrics.function_rows.inc_by(stats.rows as u64);
+                self.metrics.abandoned_attempts.inc_by(stats.taken_back as u64);
                 let now = chrono::Utc::now();
                 for tag in batch.tags() {
                     if let Some(et) = tag.object.event_time {
@@ -78,6 +79,7 @@ impl FlushTask {
                     tracing::info!(
                         inserted = stats.inserted,
                         duplicates = stats.duplicates,
+                        taken_back = stats.taken_back,
                         rows = stats.rows,
                         bytes = stats.bytes,
                         "batch stored"
@@ -131,6 +133,7 @@ impl FlushTask {
                     total.duplicates += stats.duplicates;
                     total.rows += stats.rows;
                     total.bytes += stats.bytes;
+                    total.taken_back += stats.taken_back;
                 }
                 Err(e) => {
                     // What the failed attempt left in the first-level tables goes first, so the

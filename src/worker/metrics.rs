@@ -33,6 +33,9 @@ pub struct Metrics {
     pub messages: Family<Outcome, Counter>,
     pub profiles: Counter,
     pub function_rows: Counter,
+    /// Abandoned write attempts (a worker stopped between a batch's data and its markers) taken
+    /// back out before their profiles were written again.
+    pub abandoned_attempts: Counter,
     pub fetched_bytes: Counter,
     pub errors: Family<Kind, Counter>,
     pub batch_rows: Histogram,
@@ -50,6 +53,7 @@ impl Metrics {
         let profiles = Counter::default();
         let function_rows = Counter::default();
         let fetched_bytes = Counter::default();
+        let abandoned_attempts = Counter::default();
         let errors = Family::<Kind, Counter>::default();
         let batch_rows = Histogram::new(exponential_buckets(100.0, 4.0, 10));
         let flush_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
@@ -59,6 +63,11 @@ impl Metrics {
         registry.register("profiles", "Profiles stored", profiles.clone());
         registry.register("function_rows", "Per-function rows stored", function_rows.clone());
         registry.register("fetched_bytes", "Bytes fetched from S3", fetched_bytes.clone());
+        registry.register(
+            "abandoned_attempts",
+            "Write attempts abandoned half-way (data in, markers not) taken back out before their profiles were written again",
+            abandoned_attempts.clone(),
+        );
         registry.register("errors", "Errors, by kind (transient ones are retried)", errors.clone());
         registry.register("batch_rows", "Function rows per ClickHouse batch", batch_rows.clone());
         registry.register("flush_seconds", "Latency of a ClickHouse batch insert", flush_seconds.clone());
@@ -75,6 +84,7 @@ impl Metrics {
             messages,
             profiles,
             function_rows,
+            abandoned_attempts,
             fetched_bytes,
             errors,
             batch_rows,

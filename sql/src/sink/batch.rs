@@ -17,6 +17,8 @@ pub struct FlushStats {
     pub rows: usize,
     /// Approximate bytes sent.
     pub bytes: usize,
+    /// Abandoned write attempts of some of these profiles taken back out before writing them.
+    pub taken_back: usize,
 }
 
 /// Profiles waiting to be written, each with a caller's tag (the worker tags records with

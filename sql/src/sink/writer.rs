@@ -613,6 +613,7 @@ impl Writer {
             }
             let mut stats = self.write_fresh(&fresh, &token).await?;
             stats.duplicates = duplicates;
+            stats.taken_back = others.len();
             return Ok(stats);
         }
     }
