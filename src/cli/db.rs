@@ -67,6 +67,7 @@ pub fn load(a: LoadArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let limits = s.limits;
     let rt = runtime()?;
     let writer = Writer::new(s.clickhouse.client(), s.sink.clone()).with_cluster(s.clickhouse.cluster.clone());
+    rt.block_on(crate::worker::require_schema(&s.clickhouse))?;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let mut batch: Batch<&Path> = Batch::default();
     let mut failed = false;

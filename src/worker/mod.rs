@@ -149,6 +149,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     let ledger = memory::Ledger::new(cfg.max_inflight_bytes);
     let budget_kib = (cfg.max_inflight_bytes / 1024).clamp(1, u32::MAX as u64) as u32;
     let writer = Writer::new(o.clickhouse.client(), o.sink.clone()).with_cluster(o.clickhouse.cluster.clone());
+    require_schema(&o.clickhouse).await?;
     let processor = Arc::new(Processor {
         s3: o.s3.client().await,
         resolver: o.layout.resolver()?,
@@ -441,5 +442,18 @@ impl MainLoop {
         self.metrics.messages.get_or_create(&Outcome { outcome }).inc();
         self.health.progressed();
         self.pending.insert(tp, offset + 1);
+    }
+}
+
+/// Refuses to start against a database that lacks this release's migrations: its batches would
+/// be refused for good (an unknown table or column) and its profiles dead-lettered. When
+/// ClickHouse cannot be asked now, the sink's retries take over.
+pub async fn require_schema(cfg: &pprofhouse_sql::ClickHouseConfig) -> anyhow::Result<()> {
+    match pprofhouse_sql::schema::require_migrated(&cfg.client(), &cfg.database).await {
+        Err(e) if e.is_transient() => {
+            tracing::warn!(error = %e, "cannot check the schema version now; writing will retry");
+            Ok(())
+        }
+        r => Ok(r?),
     }
 }

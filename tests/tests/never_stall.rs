@@ -5,6 +5,7 @@
 //! - hostile profiles: dead letters naming the limit, while good profiles beside them land;
 //! - a profile ClickHouse rejects for good: only it is dead-lettered, the rest stored once;
 //! - a write abandoned between its data and its markers: taken back when its profiles return;
+//! - writers refuse to start against a schema that lacks their migrations;
 //! - an overwritten key: each announced version stored once, or dead-lettered `changed`;
 //! - a file without its own time, loaded twice: nothing changes; 120 files over 120 days load;
 //! - a stuck worker fails its liveness probe, and recovers;
@@ -345,6 +346,28 @@ fn an_attempt_abandoned_between_data_and_markers_is_taken_back_when_its_profiles
     let (raw, hourly, daily) = raw_and_rollups(&p);
     assert_eq!(raw, hourly, "the hourly rollup equals the raw rows: the abandoned sums were taken back");
     assert_eq!(raw, daily, "the daily rollup equals the raw rows");
+}
+
+/// A writer of a newer release against a database that lacks its migrations would have every
+/// batch refused for good (an unknown table or column) and dead-letter good profiles. `load` and
+/// `worker` refuse to start instead, naming the missing migration; `migrate` applies it again
+/// (every statement of it can be re-run) and the same files then load.
+#[test]
+fn writers_refuse_to_start_against_a_schema_missing_their_migrations() {
+    let p = Pipeline::start().unwrap();
+    let file = fixtures().join("go-workload-cpu.pb.gz").display().to_string();
+    let load = || p.run(&["load", "--service", "schema", "--type", "cpu", &file], Duration::from_secs(60)).unwrap();
+    p.block_on(p.client().with_option("mutations_sync", "2").query("ALTER TABLE schema_migrations DELETE WHERE version = 12").execute())
+        .unwrap();
+    for out in [load(), p.run(&["worker", "--until-idle", "2s"], Duration::from_secs(60)).unwrap()] {
+        assert_eq!(out.status.code(), Some(1), "{}", tail_text(&out.stderr, 20));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("lacks migration(s) 0012_attempts") && err.contains("run `pprofhouse migrate`"), "{err}");
+    }
+    assert_eq!(p.profile_count().unwrap(), 0);
+    assert_ok(&p.run(&["migrate"], Duration::from_secs(120)).unwrap(), "migrate again");
+    assert_ok(&load(), "load after migrate");
+    assert_eq!(p.profile_count().unwrap(), 1);
 }
 
 #[test]

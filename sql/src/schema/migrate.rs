@@ -49,3 +49,31 @@ pub async fn migrate(cfg: &ClickHouseConfig, opts: &RenderOptions) -> Result<Vec
     }
     Ok(done)
 }
+
+/// The migrations `client`'s database has not recorded (all of them when it has no
+/// `schema_migrations`). The writers call it at start: a worker of a newer release against an
+/// older schema would otherwise have every batch refused (an unknown table or column, a
+/// permanent error) and dead-letter good profiles.
+pub async fn pending(client: &clickhouse::Client) -> Result<Vec<&'static super::Migration>, Error> {
+    let applied: Vec<u32> = match client.query("SELECT version FROM schema_migrations FINAL").fetch_all().await.map_err(Error::from) {
+        Ok(v) => v,
+        // UNKNOWN_TABLE, UNKNOWN_DATABASE: never migrated.
+        Err(e) if matches!(e.code(), Some(60 | 81)) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    Ok(MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)).collect())
+}
+
+/// `Ok` when `client`'s database (named `database`, for the message) has recorded every
+/// migration; otherwise an error naming the missing ones and the command that applies them.
+pub async fn require_migrated(client: &clickhouse::Client, database: &str) -> Result<(), Error> {
+    let missing = pending(client).await?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = missing.iter().map(|m| m.name).collect();
+    Err(Error::Invalid(format!(
+        "the ClickHouse database `{database}` lacks migration(s) {}: run `pprofhouse migrate` first",
+        names.join(", ")
+    )))
+}

@@ -3,7 +3,7 @@
 
 mod migrate;
 
-pub use migrate::migrate;
+pub use migrate::{migrate, pending, require_migrated};
 
 /// One schema migration.
 #[derive(Debug, Clone, Copy)]
