@@ -133,6 +133,7 @@ pub(crate) async fn shutdown_signal() {
 pub async fn run(o: Options) -> anyhow::Result<()> {
     let cfg = &o.worker;
     o.kafka.check().map_err(anyhow::Error::msg)?;
+    require_schema(&o.clickhouse).await?;
     // The SASL secret (`kafka.sasl_secret`), read once at start.
     let mut kafka = o.kafka.clone();
     pprofhouse_ingest::secrets::resolve(&mut kafka, &o.s3.region).await?;
@@ -149,7 +150,6 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     let ledger = memory::Ledger::new(cfg.max_inflight_bytes);
     let budget_kib = (cfg.max_inflight_bytes / 1024).clamp(1, u32::MAX as u64) as u32;
     let writer = Writer::new(o.clickhouse.client(), o.sink.clone()).with_cluster(o.clickhouse.cluster.clone());
-    require_schema(&o.clickhouse).await?;
     let processor = Arc::new(Processor {
         s3: o.s3.client().await,
         resolver: o.layout.resolver()?,
