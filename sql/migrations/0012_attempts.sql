@@ -26,7 +26,7 @@ ARRAY JOIN arrayResize(sample_types, length(by_type_hash)) AS sample_type, by_ty
 WHERE notEmpty(stack_hash);
 -- Taking an attempt's sums back out of a rollup writes them again under the attempt's token
 -- first (a rollup that holds them skips it as a duplicate), so the rollups keep the tokens of
--- more blocks than the raw tables: 10,000 batches, about fifteen hours of a 1,000-pod fleet.
+-- more blocks than the raw tables: 10,000 batches, over two hours even at 120 profiles/s.
 ALTER TABLE {db}.function_values_hourly{local}{on_cluster} MODIFY SETTING non_replicated_deduplication_window = 10000, replicated_deduplication_window = 10000;
 ALTER TABLE {db}.function_values_daily{local}{on_cluster} MODIFY SETTING non_replicated_deduplication_window = 10000, replicated_deduplication_window = 10000;
 -- A discarded token whose rows are all gone (`done = 1`, written after the deletes): its
