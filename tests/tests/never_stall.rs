@@ -4,7 +4,8 @@
 //! - a two-year profefe history, backfilled: every profile stored, batches cut by day;
 //! - hostile profiles: dead letters naming the limit, while good profiles beside them land;
 //! - a profile ClickHouse rejects for good: only it is dead-lettered, the rest stored once;
-//! - a write abandoned between its data and its markers: taken back when its profiles return;
+//! - a write abandoned between its data and its markers: taken back when its profiles return,
+//!   also by two writers at once;
 //! - writers refuse to start against a schema that lacks their migrations;
 //! - an overwritten key: each announced version stored once, or dead-lettered `changed`;
 //! - a file without its own time, loaded twice: nothing changes; 120 files over 120 days load;
@@ -267,48 +268,96 @@ fn a_view_failing_after_another_committed_loses_and_doubles_nothing_after_replay
     }
 }
 
-/// A writer that stops for good between the data and the markers (here `load`, giving up while
-/// the markers' table refuses inserts for a while, as a killed worker would) leaves raw rows and
-/// rollup sums of profiles nobody marked stored. Those profiles come back in other batches,
-/// under other tokens, which no table takes for duplicates: the first write of any of them must
-/// take the abandoned attempt back out whole. Checked against the same files loaded cleanly
-/// under another service: the same function rows, the same stack values, rollups equal to the
-/// raw rows.
+/// Four profiles `load`ed as one batch under the service `crash`, abandoned between the data and
+/// the markers: the markers' table refuses inserts with "too many parts" (a transient error)
+/// while the other tables take theirs, so `load` gives up there, as a killed worker would stop.
+struct Abandoned<'p> {
+    p: &'p Pipeline,
+    files: Vec<String>,
+    rows: u64,
+    at: String,
+}
+
+impl<'p> Abandoned<'p> {
+    fn new(p: &'p Pipeline) -> Self {
+        let files: Vec<String> = ["go-workload-cpu.pb.gz", "go-cpu-labels.pb.gz", "go-workload-heap.pb.gz", "go-heap-2021.pb.gz"]
+            .iter()
+            .map(|f| fixtures().join(f).display().to_string())
+            .collect();
+        let rows: u64 = files.iter().map(|f| function_rows(&std::fs::read(f).unwrap())).sum();
+        let a = Abandoned { p, files, rows, at: (now() - chrono::Duration::hours(2)).to_rfc3339() };
+        // One part in the markers' table, merges stopped, at most one part allowed.
+        a.sql("INSERT INTO profiles (profile_id, ts, service, profile_type) VALUES (generateUUIDv4(), now64(3), 'other', 'cpu')");
+        a.sql("SYSTEM STOP MERGES profiles");
+        a.sql("ALTER TABLE profiles MODIFY SETTING parts_to_throw_insert = 1");
+        let out = a.load("crash", 0..4);
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("TOO_MANY_PARTS"), "{}", tail_text(&out.stderr, 20));
+        assert_eq!(a.count("SELECT count() FROM profiles FINAL WHERE service = 'crash'"), 0, "nothing marked stored");
+        assert_eq!(p.count("function_values").unwrap(), rows, "the abandoned attempt's rows are there");
+        assert!(a.count("SELECT count() FROM function_values_daily WHERE service = 'crash'") > 0, "and its rollup sums");
+        a.sql("ALTER TABLE profiles MODIFY SETTING parts_to_throw_insert = 3000");
+        a.sql("SYSTEM START MERGES profiles");
+        a
+    }
+
+    fn sql(&self, q: &str) {
+        self.p.block_on(self.p.client().query(q).execute()).unwrap();
+    }
+
+    fn count(&self, q: &str) -> u64 {
+        self.p.block_on(self.p.client().query(q).fetch_one::<u64>()).unwrap()
+    }
+
+    /// `load` of `files[which]` under `service` (attempts quiet for 2 s are abandoned).
+    fn load(&self, service: &str, which: std::ops::Range<usize>) -> std::process::Output {
+        let mut args = vec!["load", "--service", service, "--type", "cpu", "--time", &self.at];
+        args.extend(self.files[which].iter().map(String::as_str));
+        self.p.run_env(&args, &[("PPROFHOUSE_ATTEMPT_ABANDONED_AFTER", "2s")], Duration::from_secs(120)).unwrap()
+    }
+
+    /// Loads the same files cleanly under `clean` and checks that `crash` holds the same: every
+    /// profile marked once, the same function rows and stack values, and rollups equal to the
+    /// raw rows.
+    fn assert_stored_once(&self) {
+        let p = self.p;
+        assert_ok(&self.load("clean", 0..4), "clean load");
+        assert_eq!(self.count("SELECT count() FROM profiles FINAL WHERE service = 'crash'"), 4);
+        assert_eq!(p.count("function_values").unwrap(), 2 * self.rows, "every profile's rows once, under both services");
+        let by_service = |q: &str| -> Vec<(String, String, i64, i64)> {
+            let q = format!(
+                "SELECT sample_type, toString(key), toInt64(sum(a)), toInt64(sum(b)) FROM ({q}) GROUP BY service, sample_type, key ORDER BY 1, 2"
+            );
+            let get = |svc: &str| p.block_on(p.client().query(&q.replace("{svc}", svc)).fetch_all::<(String, String, i64, i64)>()).unwrap();
+            let (crash, clean) = (get("crash"), get("clean"));
+            assert_eq!(crash, clean, "the crashed-and-replayed profiles hold what the clean load holds");
+            crash
+        };
+        let functions =
+            by_service("SELECT service, sample_type, function AS key, flat AS a, cum AS b FROM function_values WHERE service = '{svc}'");
+        assert!(!functions.is_empty());
+        let stacks =
+            by_service("SELECT service, sample_type, stack_hash AS key, value AS a, 1 AS b FROM stack_values WHERE service = '{svc}'");
+        assert!(!stacks.is_empty());
+        let (raw, hourly, daily) = raw_and_rollups(p);
+        assert_eq!(raw, hourly, "the hourly rollup equals the raw rows: the abandoned sums were taken back");
+        assert_eq!(raw, daily, "the daily rollup equals the raw rows");
+    }
+}
+
+/// A writer that stops for good between the data and the markers leaves raw rows and rollup
+/// sums of profiles nobody marked stored. Those profiles come back in other batches, under other
+/// tokens, which no table takes for duplicates: the first write of any of them must take the
+/// abandoned attempt back out whole. Checked against the same files loaded cleanly.
 #[test]
 fn an_attempt_abandoned_between_data_and_markers_is_taken_back_when_its_profiles_return() {
     let p = Pipeline::start().unwrap();
-    let files: Vec<String> = ["go-workload-cpu.pb.gz", "go-cpu-labels.pb.gz", "go-workload-heap.pb.gz", "go-heap-2021.pb.gz"]
-        .iter()
-        .map(|f| fixtures().join(f).display().to_string())
-        .collect();
-    let rows: u64 = files.iter().map(|f| function_rows(&std::fs::read(f).unwrap())).sum();
-    let at = (now() - chrono::Duration::hours(2)).to_rfc3339();
-    let load = |service: &str, some: &[&String]| {
-        let mut args = vec!["load", "--service", service, "--type", "cpu", "--time", &at];
-        args.extend(some.iter().map(|s| s.as_str()));
-        p.run_env(&args, &[("PPROFHOUSE_ATTEMPT_ABANDONED_AFTER", "2s")], Duration::from_secs(120)).unwrap()
-    };
-    let sql = |q: &str| p.block_on(p.client().query(q).execute()).unwrap();
-    let count = |q: &str| p.block_on(p.client().query(q).fetch_one::<u64>()).unwrap();
-    // The markers' table refuses every insert with "too many parts", a transient error, while
-    // the other tables take theirs: one part there, merges stopped, at most one part allowed.
-    sql("INSERT INTO profiles (profile_id, ts, service, profile_type) VALUES (generateUUIDv4(), now64(3), 'other', 'cpu')");
-    sql("SYSTEM STOP MERGES profiles");
-    sql("ALTER TABLE profiles MODIFY SETTING parts_to_throw_insert = 1");
-    let all: Vec<&String> = files.iter().collect();
-    let out = load("crash", &all);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("TOO_MANY_PARTS"), "{}", tail_text(&out.stderr, 20));
-    assert_eq!(count("SELECT count() FROM profiles FINAL WHERE service = 'crash'"), 0, "nothing marked stored");
-    assert_eq!(p.count("function_values").unwrap(), rows, "the abandoned attempt's rows are there");
-    assert!(count("SELECT count() FROM function_values_daily WHERE service = 'crash'") > 0, "and its rollup sums");
-    sql("ALTER TABLE profiles MODIFY SETTING parts_to_throw_insert = 3000");
-    sql("SYSTEM START MERGES profiles");
+    let a = Abandoned::new(&p);
     // The profiles come back in two other batches, each loaded twice. The first comes within
     // two seconds of the attempt (not yet taken for abandoned): it waits, then takes it back.
-    for (n, some) in [&all[..1], &all[1..]].into_iter().enumerate() {
+    for (n, which) in [0..1, 1..4].into_iter().enumerate() {
         for again in 0..2 {
-            let out = load("crash", some);
+            let out = a.load("crash", which.clone());
             assert_ok(&out, "replay");
             let log = String::from_utf8_lossy(&out.stderr);
             let first = n == 0 && again == 0;
@@ -322,30 +371,28 @@ fn an_attempt_abandoned_between_data_and_markers_is_taken_back_when_its_profiles
             );
         }
     }
-    let out = load("clean", &all);
-    assert_ok(&out, "clean load");
-    assert_eq!(count("SELECT count() FROM profiles FINAL WHERE service = 'crash'"), 4);
-    assert_eq!(p.count("function_values").unwrap(), 2 * rows, "every profile's rows once, under both services");
-    let by_service = |q: &str| -> Vec<(String, String, i64, i64)> {
-        let q = format!("SELECT sample_type, toString(key), toInt64(sum(a)), toInt64(sum(b)) FROM ({q}) GROUP BY service, sample_type, key ORDER BY 1, 2");
-        p.block_on(p.client().query(&q.replace("{svc}", "crash")).fetch_all())
-            .unwrap()
-            .into_iter()
-            .zip(p.block_on(p.client().query(&q.replace("{svc}", "clean")).fetch_all::<(String, String, i64, i64)>()).unwrap())
-            .map(|(a, b)| {
-                assert_eq!(a, b, "the crashed-and-replayed profiles hold what the clean load holds");
-                a
-            })
-            .collect()
-    };
-    let functions =
-        by_service("SELECT service, sample_type, function AS key, flat AS a, cum AS b FROM function_values WHERE service = '{svc}'");
-    assert!(!functions.is_empty());
-    let stacks = by_service("SELECT service, sample_type, stack_hash AS key, value AS a, 1 AS b FROM stack_values WHERE service = '{svc}'");
-    assert!(!stacks.is_empty());
-    let (raw, hourly, daily) = raw_and_rollups(&p);
-    assert_eq!(raw, hourly, "the hourly rollup equals the raw rows: the abandoned sums were taken back");
-    assert_eq!(raw, daily, "the daily rollup equals the raw rows");
+    a.assert_stored_once();
+}
+
+/// Its profiles come back to two writers at once (their partitions went to two workers): both
+/// meet the abandoned attempt, and taking it back twice, concurrently, must leave what taking
+/// it back once leaves.
+#[test]
+fn two_writers_taking_back_the_same_abandoned_attempt_at_once_store_everything_once() {
+    let p = Pipeline::start().unwrap();
+    let a = Abandoned::new(&p);
+    std::thread::sleep(Duration::from_millis(2200));
+    let (x, y) = std::thread::scope(|s| {
+        let x = s.spawn(|| a.load("crash", 0..2));
+        let y = s.spawn(|| a.load("crash", 2..4));
+        (x.join().unwrap(), y.join().unwrap())
+    });
+    assert_ok(&x, "first writer");
+    assert_ok(&y, "second writer");
+    let took_back = [&x, &y].iter().filter(|o| String::from_utf8_lossy(&o.stderr).contains("taking back an abandoned write")).count();
+    assert!(took_back >= 1, "{}\n{}", tail_text(&x.stderr, 10), tail_text(&y.stderr, 10));
+    eprintln!("{took_back} of the two writers took the attempt back");
+    a.assert_stored_once();
 }
 
 /// A writer of a newer release against a database that lacks its migrations would have every
