@@ -423,6 +423,24 @@ impl Pipeline {
         Ok(self.rt.block_on(self.client().query("SELECT count() FROM profiles FINAL").fetch_one::<u64>())?)
     }
 
+    /// The fault that leaves a write between its data and its markers: with `on`, `profiles`
+    /// (the processed markers) refuses every insert with "too many parts", a transient error,
+    /// while the other tables take theirs (a part of a service `other` there, merges stopped, at
+    /// most one part allowed); with `!on`, it takes inserts again and that part is gone.
+    pub fn refuse_markers(&self, on: bool) -> Result<()> {
+        let sql = |q: &str| self.rt.block_on(self.client().with_option("mutations_sync", "2").query(q).execute());
+        if on {
+            sql("INSERT INTO profiles (profile_id, ts, service, profile_type) VALUES (generateUUIDv4(), now64(3), 'other', 'cpu')")?;
+            sql("SYSTEM STOP MERGES profiles")?;
+            sql("ALTER TABLE profiles MODIFY SETTING parts_to_throw_insert = 1")?;
+        } else {
+            sql("ALTER TABLE profiles MODIFY SETTING parts_to_throw_insert = 3000")?;
+            sql("SYSTEM START MERGES profiles")?;
+            sql("ALTER TABLE profiles DELETE WHERE service = 'other'")?;
+        }
+        Ok(())
+    }
+
     /// A `SELECT count() FROM <table>`.
     pub fn count(&self, table: &str) -> Result<u64> {
         Ok(self.rt.block_on(self.client().query(&format!("SELECT count() FROM {table}")).fetch_one::<u64>())?)

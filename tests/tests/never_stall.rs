@@ -269,8 +269,8 @@ fn a_view_failing_after_another_committed_loses_and_doubles_nothing_after_replay
 }
 
 /// Four profiles `load`ed as one batch under the service `crash`, abandoned between the data and
-/// the markers: the markers' table refuses inserts with "too many parts" (a transient error)
-/// while the other tables take theirs, so `load` gives up there, as a killed worker would stop.
+/// the markers: the markers' table refuses inserts for a while ([`Pipeline::refuse_markers`]),
+/// so `load` gives up there, as a killed worker would stop.
 struct Abandoned<'p> {
     p: &'p Pipeline,
     files: Vec<String>,
@@ -286,23 +286,15 @@ impl<'p> Abandoned<'p> {
             .collect();
         let rows: u64 = files.iter().map(|f| function_rows(&std::fs::read(f).unwrap())).sum();
         let a = Abandoned { p, files, rows, at: (now() - chrono::Duration::hours(2)).to_rfc3339() };
-        // One part in the markers' table, merges stopped, at most one part allowed.
-        a.sql("INSERT INTO profiles (profile_id, ts, service, profile_type) VALUES (generateUUIDv4(), now64(3), 'other', 'cpu')");
-        a.sql("SYSTEM STOP MERGES profiles");
-        a.sql("ALTER TABLE profiles MODIFY SETTING parts_to_throw_insert = 1");
+        p.refuse_markers(true).unwrap();
         let out = a.load("crash", 0..4);
         assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(String::from_utf8_lossy(&out.stderr).contains("TOO_MANY_PARTS"), "{}", tail_text(&out.stderr, 20));
         assert_eq!(a.count("SELECT count() FROM profiles FINAL WHERE service = 'crash'"), 0, "nothing marked stored");
         assert_eq!(p.count("function_values").unwrap(), rows, "the abandoned attempt's rows are there");
         assert!(a.count("SELECT count() FROM function_values_daily WHERE service = 'crash'") > 0, "and its rollup sums");
-        a.sql("ALTER TABLE profiles MODIFY SETTING parts_to_throw_insert = 3000");
-        a.sql("SYSTEM START MERGES profiles");
+        p.refuse_markers(false).unwrap();
         a
-    }
-
-    fn sql(&self, q: &str) {
-        self.p.block_on(self.p.client().query(q).execute()).unwrap();
     }
 
     fn count(&self, q: &str) -> u64 {

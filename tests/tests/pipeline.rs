@@ -521,11 +521,8 @@ fn worker_killed_between_data_and_markers_stores_everything_once_in_other_batche
     let t0 = now() - chrono::Duration::hours(1);
     let (keys, files) = upload_cpu_fleet(&p, 6, t0, 0, "crash");
     let rows: u64 = files.iter().map(|f| function_rows(f)).sum();
-    let sql = |q: &str| p.block_on(p.client().query(q).execute()).unwrap();
     let count = |q: &str| p.block_on(p.client().query(q).fetch_one::<u64>()).unwrap();
-    sql("INSERT INTO profiles (profile_id, ts, service, profile_type) VALUES (generateUUIDv4(), now64(3), 'other', 'cpu')");
-    sql("SYSTEM STOP MERGES profiles");
-    sql("ALTER TABLE profiles MODIFY SETTING parts_to_throw_insert = 1");
+    p.refuse_markers(true).unwrap();
     deliver(&p, &keys);
     let mut w = p.spawn_worker(&["--batch-linger", "3s"]).unwrap();
     let landed = wait_until(Duration::from_secs(90), Duration::from_millis(100), || {
@@ -537,10 +534,7 @@ fn worker_killed_between_data_and_markers_stores_everything_once_in_other_batche
     assert_eq!(count("SELECT count() FROM profiles FINAL WHERE service != 'other'"), 0, "nothing marked stored");
     w.kill9().unwrap();
     let killed_at = Instant::now();
-    sql("ALTER TABLE profiles MODIFY SETTING parts_to_throw_insert = 3000");
-    sql("SYSTEM START MERGES profiles");
-    p.block_on(p.client().with_option("mutations_sync", "2").query("ALTER TABLE profiles DELETE WHERE service = 'other'").execute())
-        .unwrap();
+    p.refuse_markers(false).unwrap();
     p.wait_out_dead_member(killed_at);
     let out = p.run_worker_until_idle(&["--batch-rows", "1"]).unwrap();
     assert_success(&out, "restarted worker");

@@ -228,6 +228,13 @@ type RollupSums<'a, T> = hashbrown::HashMap<(T, &'a str, &'a str, &'a str), hash
 #[derive(Clone, Copy, Default)]
 struct Sums(i64, i64, u64);
 
+impl Sums {
+    /// Adds `profiles` profiles' flat and cum.
+    fn add(&mut self, flat: i64, cum: i64, profiles: u64) {
+        *self = Sums(self.0.wrapping_add(flat), self.1.wrapping_add(cum), self.2 + profiles);
+    }
+}
+
 /// The rollups of a batch's profiles, summed by key, as the views over `function_values`
 /// summed them: a profile counts once for each function and sample type it has a non-zero flat
 /// or cum for (its `function_values` rows).
@@ -253,10 +260,8 @@ impl<'a> Rollups<'a> {
         for row in stored {
             let (hour, day) = buckets(row.ts_ms);
             let key = (row.service.as_str(), row.profile_type.as_str(), row.sample_type.as_str());
-            let hourly = r.hourly.entry((hour, key.0, key.1, key.2)).or_default().entry(&row.function).or_default();
-            *hourly = Sums(hourly.0.wrapping_add(row.flat), hourly.1.wrapping_add(row.cum), hourly.2 + row.profiles);
-            let daily = r.daily.entry((day, key.0, key.1, key.2)).or_default().entry(&row.function).or_default();
-            *daily = Sums(daily.0.wrapping_add(row.flat), daily.1.wrapping_add(row.cum), daily.2 + row.profiles);
+            r.hourly.entry((hour, key.0, key.1, key.2)).or_default().entry(&row.function).or_default().add(row.flat, row.cum, row.profiles);
+            r.daily.entry((day, key.0, key.1, key.2)).or_default().entry(&row.function).or_default().add(row.flat, row.cum, row.profiles);
         }
         r
     }
@@ -278,7 +283,7 @@ impl<'a> Rollups<'a> {
                         continue;
                     }
                     for s in [hourly.entry(name).or_default(), daily.entry(name).or_default()] {
-                        *s = Sums(s.0.wrapping_add(flat), s.1.wrapping_add(cum), s.2 + 1);
+                        s.add(flat, cum, 1);
                     }
                 }
             }
