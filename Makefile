@@ -29,7 +29,8 @@ build:
 
 # The release binary. On Linux with glibc it is linked statically and position-dependent: no
 # dynamic loader, no libraries to map, no relocations at start, so a one-shot `pprofhouse top`
-# on a small file starts in about two thirds of the time (README, "Last measured"). It lands in
+# on a small file starts in about two thirds of the time (README, "Last measured"); on x86_64,
+# build.rs also packs the code and data start-up touches together (src/startup.order). It lands in
 # target/<host>/release/ (cargo puts a --target build there); `make -s release-path` builds it
 # and prints the path, which the scripts run. The container image and the Lambda builds stay
 # dynamic (infra/docker, infra/aws): the `kafka-tls` feature links the system's SASL and OpenSSL.

@@ -26,6 +26,12 @@ time_runs() {
   fi
 }
 go tool pprof -top "${files[0]}" >/dev/null 2>&1 || true # warm the go build cache
+order=$root/src/startup.order
+if [ -f "$order" ] && command -v nm >/dev/null; then
+  # build.rs packs these symbols together in `make release` (tests/benches/startup-order.sh)
+  have=$(grep -v '^#' "$order" | grep -cxFf <(nm "$bin" | awk '{print $NF}') || true)
+  echo "start-up symbols packed: $have of $(grep -vc '^#' "$order") in src/startup.order are in the binary"
+fi
 echo "floor: /bin/true $(time_runs /bin/true) us, $bin --version $(time_runs "$bin" --version) us"
 for f in "${files[@]}"; do
   ours=$(time_runs "$bin" top "$f")
