@@ -8,14 +8,28 @@ fn bin() -> Command {
     Command::new(pprofhouse_tests::paths::pprofhouse_bin())
 }
 
+/// `explode --format tsv` of `prof` with `args`: its rows.
+fn explode_rows(prof: &std::path::Path, args: &[&str]) -> Rows {
+    let out = bin().args(["explode", "--format", "tsv"]).args(args).arg(prof).output().unwrap();
+    assert!(out.status.success(), "{}: {}", prof.display(), String::from_utf8_lossy(&out.stderr));
+    parse_ours(&out.stdout)
+}
+
 /// Runs `explode` over every profile with an oracle in `pairs`; the mismatches.
 fn oracle_mismatches(pairs: &[(std::path::PathBuf, std::path::PathBuf)]) -> Vec<String> {
+    oracle_mismatches_with(pairs, &[], |rows| rows)
+}
+
+/// [`oracle_mismatches`] with more `explode` arguments, its rows passed through `adjust`.
+fn oracle_mismatches_with(
+    pairs: &[(std::path::PathBuf, std::path::PathBuf)],
+    args: &[&str],
+    mut adjust: impl FnMut(Rows) -> Rows,
+) -> Vec<String> {
     let mut failures = Vec::new();
     for (prof, oracle) in pairs {
-        let out = bin().args(["explode", "--format", "tsv"]).arg(prof).output().unwrap();
-        assert!(out.status.success(), "{}: {}", prof.display(), String::from_utf8_lossy(&out.stderr));
         let want = parse_oracle(&std::fs::read(oracle).unwrap());
-        let got = parse_ours(&out.stdout);
+        let got = adjust(explode_rows(prof, args));
         if want != got {
             let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(3).collect();
             let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).take(3).collect();
@@ -43,6 +57,56 @@ fn explode_names_functions_like_pprof() {
     assert!(ours.len() >= 11, "expected the 11 pprof-names fixtures, found {}", ours.len());
     let failures = oracle_mismatches(&[shared, ours].concat());
     assert!(failures.is_empty(), "mismatches:\n{}", failures.join("\n"));
+}
+
+/// pprof's other naming modes (`-symbolize=demangle=templates|full`): the oracles in
+/// `pprof-names/modes/MODE/` (`oracles.sh`) for the naming profiles beside it. In these modes
+/// `cpp_demangle` prints a few of `real-symbols`' C++ names otherwise than the Go demangler
+/// (`MODE/real-symbols.differs.tsv`: pprof's name, then ours; the reasons are in
+/// `transform/src/symbolize.rs`): each listed name must still come out as listed, and no
+/// other may differ.
+#[test]
+fn explode_names_functions_like_pprof_in_its_other_modes() {
+    let names = name_fixtures();
+    for mode in ["templates", "full"] {
+        let dir = names.join("modes").join(mode);
+        let oracles = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path());
+        let pairs: Vec<_> = oracles
+            .filter_map(|oracle| {
+                let base = oracle.file_name()?.to_str()?.strip_suffix(".oracle.tsv")?.to_string();
+                Some((names.join(format!("{base}.pb.gz")), oracle))
+            })
+            .collect();
+        assert_eq!(pairs.len(), 5, "{mode}: expected the oracles of the 5 naming profiles");
+        // Ours → pprof's, for the listed names.
+        let differs = std::fs::read(dir.join("real-symbols.differs.tsv")).unwrap();
+        let renames: std::collections::HashMap<Vec<u8>, Vec<u8>> = differs
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let tab = l.iter().position(|&b| b == b'\t').unwrap();
+                (l[tab + 1..].to_vec(), l[..tab].to_vec())
+            })
+            .collect();
+        let mut renamed = std::collections::HashSet::new();
+        let failures = oracle_mismatches_with(&pairs, &["--demangle", mode], |rows| {
+            let mut out = Rows::new();
+            for ((st, name, flat, cum), n) in rows {
+                let name = match renames.get(&name) {
+                    Some(theirs) => {
+                        renamed.insert(name);
+                        theirs.clone()
+                    }
+                    None => name,
+                };
+                *out.entry((st, name, flat, cum)).or_default() += n;
+            }
+            out
+        });
+        assert!(failures.is_empty(), "{mode}: mismatches:\n{}", failures.join("\n"));
+        let stale: Vec<_> = renames.keys().filter(|k| !renamed.contains(*k)).map(|k| String::from_utf8_lossy(k)).collect();
+        assert!(stale.is_empty(), "{mode}: listed as differing but no longer printed so: {stale:?}");
+    }
 }
 
 #[test]
