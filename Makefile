@@ -30,7 +30,8 @@ build:
 # The release binary. On Linux with glibc it is linked statically and position-dependent: no
 # dynamic loader, no libraries to map, no relocations at start, so a one-shot `pprofhouse top`
 # on a small file starts in about two thirds of the time (README, "Last measured"); on x86_64,
-# build.rs also packs the code and data start-up touches together (src/startup.order). It lands in
+# build.rs also packs the code and data start-up touches together (src/startup.order; the
+# checkout's path is remapped so that the names of its symbols do not depend on it). It lands in
 # target/<host>/release/ (cargo puts a --target build there); `make -s release-path` builds it
 # and prints the path, which the scripts run. The container image and the Lambda builds stay
 # dynamic (infra/docker, infra/aws): the `kafka-tls` feature links the system's SASL and OpenSSL.
@@ -38,7 +39,7 @@ HOST := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 ifneq (,$(findstring -linux-gnu,$(HOST)))
 RELEASE_BIN := target/$(HOST)/release/pprofhouse
 release:
-	RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" $(CARGO) build --release --target $(HOST) --bin pprofhouse
+	RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static --remap-path-prefix=$(CURDIR)=." $(CARGO) build --release --target $(HOST) --bin pprofhouse
 else
 RELEASE_BIN := target/release/pprofhouse
 release:
