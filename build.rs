@@ -9,9 +9,12 @@
 //!   rust-lld): `src/startup.order` lists the code and data a one-shot run touches, and lld's
 //!   `--symbol-ordering-file` lays them out side by side. The kernel maps a file's pages 64 KB
 //!   around each fault, so start-up code spread over the 20 MB text segment took a fault per
-//!   window it touched (134 page faults for `top` on a small file; 86 packed).
+//!   window it touched (148 page faults for `top` on a small file; 85 packed).
 //!   `tests/benches/startup-order.sh` writes the file; symbols the binary no longer has (the
 //!   hashes change with dependencies and toolchains) are skipped, so a stale file only packs less.
+//!   `make release` remaps the checkout's path (`--remap-path-prefix`): the `.llvm.` suffix of a
+//!   promoted local symbol hashes its module, debug info included, so the names would otherwise
+//!   depend on where the repository is.
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let static_crt = std::env::var("CARGO_CFG_TARGET_FEATURE").is_ok_and(|f| f.split(',').any(|f| f == "crt-static"));
