@@ -7,12 +7,18 @@ pub use crate::paths::fixtures;
 
 /// (profile path, oracle path) for every profile in `dir` that has an oracle, sorted.
 pub fn oracle_pairs(dir: &Path) -> Vec<(PathBuf, PathBuf)> {
+    oracle_pairs_in(dir, dir)
+}
+
+/// [`oracle_pairs`] for oracles kept apart from their profiles: each `NAME.oracle.tsv` in
+/// `oracles` with `profiles/NAME.pb.gz` (or `.pb`).
+pub fn oracle_pairs_in(oracles: &Path, profiles: &Path) -> Vec<(PathBuf, PathBuf)> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+    for entry in std::fs::read_dir(oracles).unwrap_or_else(|e| panic!("{}: {e}", oracles.display())) {
         let p = entry.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         if let Some(base) = name.strip_suffix(".oracle.tsv") {
-            let prof = [".pb.gz", ".pb"].iter().map(|e| dir.join(format!("{base}{e}"))).find(|p| p.exists());
+            let prof = [".pb.gz", ".pb"].iter().map(|e| profiles.join(format!("{base}{e}"))).find(|p| p.exists());
             out.push((prof.unwrap_or_else(|| panic!("no profile for {name}")), p));
         }
     }

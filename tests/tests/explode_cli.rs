@@ -70,13 +70,7 @@ fn explode_names_functions_like_pprof_in_its_other_modes() {
     let names = name_fixtures();
     for mode in ["templates", "full"] {
         let dir = names.join("modes").join(mode);
-        let oracles = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path());
-        let pairs: Vec<_> = oracles
-            .filter_map(|oracle| {
-                let base = oracle.file_name()?.to_str()?.strip_suffix(".oracle.tsv")?.to_string();
-                Some((names.join(format!("{base}.pb.gz")), oracle))
-            })
-            .collect();
+        let pairs = oracle_pairs_in(&dir, &names);
         assert_eq!(pairs.len(), 5, "{mode}: expected the oracles of the 5 naming profiles");
         // Ours → pprof's, for the listed names.
         let differs = std::fs::read(dir.join("real-symbols.differs.tsv")).unwrap();
