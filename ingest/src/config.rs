@@ -16,6 +16,15 @@ pub const DEFAULT_TOPIC: &str = "pprofhouse.profiles";
 /// Default dead-letter topic.
 pub const DEFAULT_DLQ_TOPIC: &str = "pprofhouse.deadletter";
 
+/// Which kind of Kafka client a config is for: each takes the shared extra properties and its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Client {
+    /// A producer: the trigger, backfill, the worker's dead letters.
+    Producer,
+    /// The worker's consumer.
+    Consumer,
+}
+
 /// Kafka connection and topics.
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -30,8 +39,15 @@ pub struct KafkaConfig {
     pub client_id: String,
     /// How long a message may take to be delivered (librdkafka `message.timeout.ms`), in ms.
     pub timeout_ms: u64,
-    /// Extra librdkafka properties, e.g. `security.protocol = "SASL_SSL"`.
+    /// Extra librdkafka properties for every client, e.g. `security.protocol = "SASL_SSL"`.
     pub properties: BTreeMap<String, String>,
+    /// Extra librdkafka properties for the producers only (the trigger, backfill, the
+    /// worker's dead letters), e.g. `linger.ms`; over `properties`. librdkafka warns of a
+    /// producer's property given to a consumer (`CONFWARN`), and the other way round.
+    pub producer_properties: BTreeMap<String, String>,
+    /// Extra librdkafka properties for the worker's consumer only, e.g. `session.timeout.ms`;
+    /// over `properties`.
+    pub consumer_properties: BTreeMap<String, String>,
     /// `sasl.password`, kept apart from the properties so it may hold any character and is
     /// never printed.
     pub sasl_password: Option<SecretString>,
@@ -52,17 +68,22 @@ fn is_secret_property(name: &str) -> bool {
     n.contains("password") || n.contains("secret") || n.contains("token") || n.ends_with(".key") || n.contains("key.pem")
 }
 
+/// Properties as they may be printed: secret ones' values redacted.
+fn shown(props: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    props.iter().map(|(k, v)| (k.as_str(), if is_secret_property(k) { "[REDACTED]" } else { v.as_str() })).collect()
+}
+
 impl fmt::Debug for KafkaConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let props: BTreeMap<&str, &str> =
-            self.properties.iter().map(|(k, v)| (k.as_str(), if is_secret_property(k) { "[REDACTED]" } else { v.as_str() })).collect();
         f.debug_struct("KafkaConfig")
             .field("brokers", &self.brokers)
             .field("topic", &self.topic)
             .field("dlq_topic", &self.dlq_topic)
             .field("client_id", &self.client_id)
             .field("timeout_ms", &self.timeout_ms)
-            .field("properties", &props)
+            .field("properties", &shown(&self.properties))
+            .field("producer_properties", &shown(&self.producer_properties))
+            .field("consumer_properties", &shown(&self.consumer_properties))
             .field("sasl_password", &self.sasl_password.as_ref().map(|_| "[REDACTED]"))
             .field("sasl_secret", &self.sasl_secret)
             .finish()
@@ -79,6 +100,8 @@ impl KafkaConfig {
             client_id: "pprofhouse".to_string(),
             timeout_ms: 30_000,
             properties: BTreeMap::new(),
+            producer_properties: BTreeMap::new(),
+            consumer_properties: BTreeMap::new(),
             sasl_password: None,
             sasl_secret: None,
         }
@@ -97,18 +120,23 @@ impl KafkaConfig {
         Duration::from_millis(self.timeout_ms)
     }
 
-    /// A librdkafka config with the brokers, client id and extra properties (no producer or
-    /// consumer settings).
-    pub fn client_config(&self) -> rdkafka::ClientConfig {
+    /// A librdkafka config for a `client`: the brokers, client id and its extra properties (no
+    /// other producer or consumer settings).
+    pub fn client_config(&self, client: Client) -> rdkafka::ClientConfig {
         let mut c = rdkafka::ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers).set("client.id", &self.client_id);
-        self.apply_properties(&mut c);
+        self.apply_properties(&mut c, client);
         c
     }
 
-    /// Sets the extra properties and the SASL password on `c` (they override what is there).
-    pub fn apply_properties(&self, c: &mut rdkafka::ClientConfig) {
-        for (k, v) in self.properties.iter().filter(|(k, _)| !k.is_empty()) {
+    /// Sets the extra properties for a `client` (the shared ones, then its own) and the SASL
+    /// password on `c`; they override what is there.
+    pub fn apply_properties(&self, c: &mut rdkafka::ClientConfig, client: Client) {
+        let own = match client {
+            Client::Producer => &self.producer_properties,
+            Client::Consumer => &self.consumer_properties,
+        };
+        for (k, v) in self.properties.iter().chain(own).filter(|(k, _)| !k.is_empty()) {
             c.set(k, v);
         }
         if let Some(p) = &self.sasl_password {
@@ -222,13 +250,33 @@ mod tests {
         let shown = format!("{k:?}");
         assert!(shown.contains("alice"), "{shown}");
         assert!(!shown.contains("pw-in-properties") && !shown.contains("pw,with,commas"), "{shown}");
-        assert_eq!(k.client_config().get("sasl.password"), Some("pw,with,commas"));
+        assert_eq!(k.client_config(Client::Consumer).get("sasl.password"), Some("pw,with,commas"));
+        k.producer_properties.insert("ssl.key.password".into(), "pw-for-producers".into());
+        k.consumer_properties.insert("ssl.key.password".into(), "pw-for-consumers".into());
+        let shown = format!("{k:?}");
+        assert!(!shown.contains("pw-for-producers") && !shown.contains("pw-for-consumers"), "{shown}");
+    }
+
+    #[test]
+    fn each_client_takes_the_shared_properties_and_its_own() {
+        let k: KafkaConfig = serde_json::from_str(
+            r#"{"brokers": "h:1", "properties": {"security.protocol": "SASL_SSL", "linger.ms": "1"},
+                "producer_properties": {"linger.ms": "20", "batch.num.messages": "1"},
+                "consumer_properties": {"session.timeout.ms": "10000"}}"#,
+        )
+        .unwrap();
+        let (p, c) = (k.client_config(Client::Producer), k.client_config(Client::Consumer));
+        assert_eq!([p.get("security.protocol"), c.get("security.protocol")], [Some("SASL_SSL"); 2]);
+        // A client's own property overrides the shared one.
+        assert_eq!([p.get("linger.ms"), c.get("linger.ms")], [Some("20"), Some("1")]);
+        assert_eq!([p.get("batch.num.messages"), c.get("batch.num.messages")], [Some("1"), None]);
+        assert_eq!([p.get("session.timeout.ms"), c.get("session.timeout.ms")], [None, Some("10000")]);
     }
 
     #[test]
     fn settings_deserialize_strictly() {
         let k: KafkaConfig = serde_json::from_str(r#"{"brokers": "h:1", "properties": {"security.protocol": "SASL_SSL"}}"#).unwrap();
-        assert_eq!((k.topic.as_str(), k.client_config().get("security.protocol")), (DEFAULT_TOPIC, Some("SASL_SSL")));
+        assert_eq!((k.topic.as_str(), k.client_config(Client::Producer).get("security.protocol")), (DEFAULT_TOPIC, Some("SASL_SSL")));
         assert!(serde_json::from_str::<KafkaConfig>(r#"{"broker": "h:1"}"#).is_err());
         let l: LayoutConfig = serde_json::from_str(r#"{"templates": ["{service}/{type}/{name}"], "profefe": false}"#).unwrap();
         let r = l.resolver().unwrap();

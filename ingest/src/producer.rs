@@ -18,7 +18,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use serde::Serialize;
 
-use crate::config::KafkaConfig;
+use crate::config::{Client, KafkaConfig};
 use pprofhouse_message::{DeadLetter, ObjectRef, HEADER_KIND, HEADER_REASON, HEADER_STAGE};
 
 /// One message to produce.
@@ -95,7 +95,7 @@ impl Producer {
             .set("compression.type", "lz4")
             .set("linger.ms", "5")
             .set("message.timeout.ms", cfg.timeout_ms.to_string());
-        cfg.apply_properties(&mut c);
+        cfg.apply_properties(&mut c, Client::Producer);
         let inner: FutureProducer = c.create().map_err(ProduceError::Create)?;
         Ok(Producer { inner, topic: cfg.topic.clone(), dlq_topic: cfg.dlq_topic.clone(), timeout: cfg.timeout() })
     }

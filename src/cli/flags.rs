@@ -79,6 +79,16 @@ pub struct KafkaFlags {
     #[arg(long = "kafka-property", env = "PPROFHOUSE_KAFKA_PROPERTIES", hide_env_values = true, value_name = "KEY=VALUE", value_delimiter = ',', value_parser = pprofhouse_ingest::config::parse_key_value)]
     #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "properties")]
     pub properties: Vec<(String, String)>,
+    /// Extra librdkafka property for the producers only (trigger, backfill, dead letters),
+    /// over --kafka-property, e.g. linger.ms=20.
+    #[arg(long = "kafka-producer-property", env = "PPROFHOUSE_KAFKA_PRODUCER_PROPERTIES", hide_env_values = true, value_name = "KEY=VALUE", value_delimiter = ',', value_parser = pprofhouse_ingest::config::parse_key_value)]
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "properties")]
+    pub producer_properties: Vec<(String, String)>,
+    /// Extra librdkafka property for the worker's consumer only, over --kafka-property, e.g.
+    /// session.timeout.ms=10000.
+    #[arg(long = "kafka-consumer-property", env = "PPROFHOUSE_KAFKA_CONSUMER_PROPERTIES", hide_env_values = true, value_name = "KEY=VALUE", value_delimiter = ',', value_parser = pprofhouse_ingest::config::parse_key_value)]
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "properties")]
+    pub consumer_properties: Vec<(String, String)>,
     /// SASL password (any characters, commas included; never printed).
     #[arg(long = "kafka-sasl-password", env = "PPROFHOUSE_KAFKA_SASL_PASSWORD", hide_env_values = true, value_parser = secret)]
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose")]
@@ -345,6 +355,10 @@ mod tests {
             "a,b,c-secret",
             "--kafka-property",
             "security.protocol=SASL_SSL",
+            "--kafka-producer-property",
+            "linger.ms=20",
+            "--kafka-consumer-property",
+            "session.timeout.ms=10000",
         ])
         .unwrap();
         let shown = format!("{:?} {:?}", cli.clickhouse, cli.kafka);
@@ -353,6 +367,8 @@ mod tests {
         let t = toml::Table::try_from(&cli).unwrap();
         assert_eq!(t["kafka"]["sasl_password"].as_str(), Some("a,b,c-secret"));
         assert_eq!(t["kafka"]["properties"]["security.protocol"].as_str(), Some("SASL_SSL"));
+        assert_eq!(t["kafka"]["producer_properties"]["linger.ms"].as_str(), Some("20"));
+        assert_eq!(t["kafka"]["consumer_properties"]["session.timeout.ms"].as_str(), Some("10000"));
         let help = <Cli as clap::CommandFactory>::command().render_long_help().to_string();
         assert!(help.contains("PPROFHOUSE_CLICKHOUSE_PASSWORD") && !help.contains("ch-secret-1"));
     }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use pprofhouse_ingest::config::Client;
 use pprofhouse_ingest::KafkaConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -134,7 +135,7 @@ pub type Kafka = StreamConsumer<WorkerContext>;
 /// Creates the consumer (manual commits, from the earliest offset for a new group) and
 /// subscribes it to the profiles topic.
 pub fn consumer(kafka: &KafkaConfig, group: &str, shared: Arc<Shared>) -> anyhow::Result<Kafka> {
-    let mut c = kafka.client_config();
+    let mut c = kafka.client_config(Client::Consumer);
     c.set("group.id", group).set("enable.auto.commit", "false").set("auto.offset.reset", "earliest").set("enable.partition.eof", "false");
     let consumer: Kafka = c.create_with_context(WorkerContext { shared }).context("creating the Kafka consumer")?;
     consumer.subscribe(&[&kafka.topic]).context("subscribing")?;

@@ -47,7 +47,7 @@ pub const DLQ: &str = "pprofhouse.deadletter";
 pub const GROUP: &str = "pprofhouse-worker";
 pub const PARTITIONS: i32 = 4;
 pub const DATABASE: &str = "pprofhouse";
-/// librdkafka settings for workers (see the module docs).
+/// librdkafka settings for the workers' consumers (see the module docs).
 pub const WORKER_KAFKA_PROPERTIES: &str = "session.timeout.ms=10000,max.poll.interval.ms=60000";
 /// The workers' session timeout (in [`WORKER_KAFKA_PROPERTIES`]).
 pub const WORKER_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -155,7 +155,7 @@ impl Pipeline {
                 ("PPROFHOUSE_KAFKA_DLQ_TOPIC", DLQ.to_string()),
                 ("PPROFHOUSE_KAFKA_GROUP", GROUP.to_string()),
                 ("PPROFHOUSE_KAFKA_TIMEOUT_MS", "10000".to_string()),
-                ("PPROFHOUSE_KAFKA_PROPERTIES", WORKER_KAFKA_PROPERTIES.to_string()),
+                ("PPROFHOUSE_KAFKA_CONSUMER_PROPERTIES", WORKER_KAFKA_PROPERTIES.to_string()),
                 ("PPROFHOUSE_BATCH_LINGER", "200ms".to_string()),
                 ("PPROFHOUSE_LOG", "info".to_string()),
             ]
@@ -207,6 +207,11 @@ impl Pipeline {
         let stdout = std::fs::read(&out_path).unwrap_or_default();
         let stderr = std::fs::read(&err_path).unwrap_or_default();
         match status {
+            // librdkafka warns of a property given to the wrong kind of client (a producer's to
+            // a consumer, …) and ignores it: a setting that silently does nothing.
+            Some(_) if String::from_utf8_lossy(&stderr).contains("CONFWARN") => {
+                bail!("pprofhouse {args:?}: librdkafka ignored a setting; stderr:\n{}", tail_text(&stderr, 20))
+            }
             Some(status) => Ok(Output { status, stdout, stderr }),
             None => {
                 let _ = child.kill();
@@ -278,7 +283,7 @@ impl Pipeline {
         std::fs::write(&file, serde_json::to_vec_pretty(&object_created_event(&objects, "us-east-1"))?)?;
         let out = self.run_env(
             &["ingest-event", file.to_str().unwrap()],
-            &[("PPROFHOUSE_KAFKA_PROPERTIES", PRODUCER_KAFKA_PROPERTIES)],
+            &[("PPROFHOUSE_KAFKA_PRODUCER_PROPERTIES", PRODUCER_KAFKA_PROPERTIES)],
             Duration::from_secs(60),
         )?;
         if !out.status.success() {

@@ -75,7 +75,10 @@ fn a_two_year_profefe_history_is_backfilled_completely() {
     let out = p
         .run_env(
             &["backfill", "--bucket", BUCKET, "--no-progress", "--force", "--rate", "0"],
-            &[("PPROFHOUSE_KAFKA_PROPERTIES", PRODUCER_KAFKA_PROPERTIES), ("PPROFHOUSE_BACKFILL_CHECKPOINT", checkpoint.to_str().unwrap())],
+            &[
+                ("PPROFHOUSE_KAFKA_PRODUCER_PROPERTIES", PRODUCER_KAFKA_PROPERTIES),
+                ("PPROFHOUSE_BACKFILL_CHECKPOINT", checkpoint.to_str().unwrap()),
+            ],
             Duration::from_secs(300),
         )
         .unwrap();

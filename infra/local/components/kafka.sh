@@ -72,6 +72,6 @@ export PPROFHOUSE_KAFKA_TOPIC=$KAFKA_TOPIC
 export PPROFHOUSE_KAFKA_DLQ_TOPIC=$KAFKA_DLQ_TOPIC
 # tansu 0.6.0 returns nothing for a fetch that starts inside a multi-record batch, so a consumer
 # resuming mid-batch would stall: locally, producers write one record per batch.
-export PPROFHOUSE_KAFKA_PROPERTIES=batch.num.messages=1
+export PPROFHOUSE_KAFKA_PRODUCER_PROPERTIES=batch.num.messages=1
 ENV
 }
