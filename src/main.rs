@@ -44,7 +44,7 @@ fn tune_allocator() {
     }
 }
 
-/// Errors are reported in one line (`{e:#}`, or a log field), never with a backtrace, so none
+/// Errors are reported in one line (`cli::one_line`, or a log field), never with a backtrace, so none
 /// is recorded: with `RUST_BACKTRACE=1` in the environment (for panics' sake), `anyhow` would
 /// otherwise capture one for every error given a context. In this statically linked binary the
 /// first capture costs about 13 ms (the unwinder first sorts every frame description): ten
@@ -69,7 +69,7 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pprofhouse: {e:#}");
+            eprintln!("pprofhouse: {}", cli::one_line(&e));
             ExitCode::FAILURE
         }
     }

@@ -93,7 +93,7 @@ pub fn load(a: LoadArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             Ok(rec) => batch.push(rec, path.as_path()),
             Err(e) => {
                 failed = true;
-                eprintln!("pprofhouse: {e:#}");
+                eprintln!("pprofhouse: {}", super::one_line(&e));
             }
         }
         if batch.should_flush(&s.sink) {

@@ -109,7 +109,7 @@ pub fn load_file(path: &Path, limits: &pprof::Limits, opts: ExplodeOptions) -> a
 }
 
 fn report_error(e: &anyhow::Error) {
-    eprintln!("pprofhouse: {e:#}");
+    eprintln!("pprofhouse: {}", super::one_line(e));
 }
 
 /// Ends output quietly when stdout is a closed pipe (`| head`).

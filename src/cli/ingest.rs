@@ -107,7 +107,7 @@ pub fn run_bootstrap() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pprofhouse: {e:#}");
+            eprintln!("pprofhouse: {}", super::one_line(&e));
             ExitCode::FAILURE
         }
     }

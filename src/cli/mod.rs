@@ -216,6 +216,27 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// An error and its causes in one line, as `{:#}` prints them (`a: b: c`), but a cause the one
+/// before it already ends with (after a `: `) is left out: some libraries print their source in their own text
+/// (the `clickhouse` crate's `network error: {source}`), which `{:#}` then printed twice or
+/// three times.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut before = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let repeated = before == text || before.strip_suffix(text.as_str()).is_some_and(|b| b.ends_with(": "));
+        if !repeated {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        before = text;
+    }
+    out
+}
+
 /// `k=v`.
 pub fn parse_label(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
@@ -235,6 +256,25 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn errors_print_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("connection refused")]
+        struct Refused;
+        #[derive(Debug, thiserror::Error)]
+        #[error("client error (Connect)")]
+        struct Connect(#[source] Refused);
+        #[derive(Debug, thiserror::Error)]
+        #[error("network error: {0}")]
+        struct Network(#[source] Connect);
+        let e = anyhow::Error::new(Network(Connect(Refused))).context("clickhouse");
+        assert_eq!(format!("{e:#}"), "clickhouse: network error: client error (Connect): client error (Connect): connection refused");
+        assert_eq!(one_line(&e), "clickhouse: network error: client error (Connect): connection refused");
+        // Causes that only repeat a word are kept.
+        let e = anyhow::anyhow!("refused").context("connection refused");
+        assert_eq!(one_line(&e), "connection refused: refused");
+    }
 
     /// What a parser makes of `argv`: the parsed command's debug form, or clap's message.
     fn outcome(cmd: clap::Command, argv: &[&str]) -> String {

@@ -151,7 +151,7 @@ pub fn report(a: ReportArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> 
             // A failed run is logged; the schedule goes on.
             let run = run_once(next.timestamp_millis())?;
             tokio::select! {
-                r = run => if let Err(e) = r { tracing::error!(error = format!("{e:#}"), "report run failed") },
+                r = run => if let Err(e) = r { tracing::error!(error = super::one_line(&e), "report run failed") },
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
             }
