@@ -219,8 +219,18 @@ pub fn now_ms() -> i64 {
 /// An error and its causes in one line, as `{:#}` prints them (`a: b: c`), but a cause the one
 /// before it already ends with (after a `: `) is left out: some libraries print their source in their own text
 /// (the `clickhouse` crate's `network error: {source}`), which `{:#}` then printed twice or
-/// three times.
+/// three times. An error whose fix is one command away ends with it: a query on a database
+/// without the schema (ClickHouse's `UNKNOWN_TABLE`, `UNKNOWN_DATABASE`) asks for `migrate`.
 pub fn one_line(e: &anyhow::Error) -> String {
+    let mut out = causes(e);
+    let code = e.chain().find_map(|c| c.downcast_ref::<pprofhouse_sql::Error>()).and_then(|e| e.code());
+    if matches!(code, Some(60 | 81)) {
+        out.push_str(" (no pprofhouse schema there yet? `pprofhouse migrate` with the same settings makes it)");
+    }
+    out
+}
+
+fn causes(e: &anyhow::Error) -> String {
     let mut out = String::new();
     let mut before = String::new();
     for cause in e.chain() {
@@ -274,6 +284,12 @@ mod tests {
         // Causes that only repeat a word are kept.
         let e = anyhow::anyhow!("refused").context("connection refused");
         assert_eq!(one_line(&e), "connection refused: refused");
+        // A query on a database without the schema asks for `migrate`; other failures do not.
+        let ask = |code: u32| {
+            let bad = pprofhouse_sql::clickhouse::error::Error::BadResponse(format!("Code: {code}. DB::Exception: … (version 26.9)"));
+            one_line(&anyhow::Error::new(pprofhouse_sql::Error::from(bad)).context("top")).contains("`pprofhouse migrate`")
+        };
+        assert_eq!([ask(60), ask(81), ask(241)], [true, true, false]);
     }
 
     /// What a parser makes of `argv`: the parsed command's debug form, or clap's message.
