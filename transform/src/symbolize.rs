@@ -42,15 +42,16 @@
 //! Where `cpp_demangle` prints a type or an expression otherwise than the Go demangler (the
 //! address of a function as a template argument, a function type, a qualifier on a nested type
 //! whose prefix is a substitution, two special names of data), the text is brought to the Go
-//! demangler's (`cpp_printing_as_go`). Measured against the Go demangler of Go 1.19 over the
-//! 74,194 C++ symbols of libLLVM-15, libclang-cpp 14, Boost.Regex and libstdc++: 7 names differ
-//! in the default mode, 18 in `templates` and 752 in `full` (1,181 in `full` and 290 in
-//! `templates` before those rules; none became different). In the `templates` mode every name of
+//! demangler's (`cpp_printing_as_go`). `tests/benches/names-vs-go.sh` measures it against Go
+//! 1.19's demangler with pprof's options: over the 76,174 C++ symbols of libstdc++, libLLVM 14
+//! and 15, libclang-cpp 14 and three Boost libraries, 7 names differ in the default mode, 18 in
+//! `templates` and 783 in `full` (18, 290 and 1,217 before those rules; none became
+//! different). In the `templates` mode every name of
 //! the naming profiles (`tests/fixtures/pprof-names/modes`) is pprof's; in `full`, 11 of
 //! `real-symbols`' 1,400 still differ (listed beside the oracles): a pack expansion of a
 //! qualified parameter (Go: `T const&` for every element; here for the last), whether some
 //! template functions print their return type, and a template parameter standing for an
-//! abbreviated `std::` type (above). The rest of the 752 are the same kinds, and names the Go
+//! abbreviated `std::` type (above). The rest of the 783 are the same kinds, and names the Go
 //! demangler misprints itself (`llvm::Optional<std>`).
 //!
 //! Current google/pprof differs: it adds `NoEnclosingParams` (`foo()::bar`), retries macOS
