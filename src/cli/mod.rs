@@ -217,10 +217,11 @@ pub fn now_ms() -> i64 {
 }
 
 /// An error and its causes in one line, as `{:#}` prints them (`a: b: c`), but a cause the one
-/// before it already ends with (after a `: `) is left out: some libraries print their source in their own text
-/// (the `clickhouse` crate's `network error: {source}`), which `{:#}` then printed twice or
-/// three times. An error whose fix is one command away ends with it: a query on a database
-/// without the schema (ClickHouse's `UNKNOWN_TABLE`, `UNKNOWN_DATABASE`) asks for `migrate`.
+/// before it already ends with (after a `: `) is left out: some libraries print their source in
+/// their own text (the `clickhouse` crate's `network error: {source}`), which `{:#}` then
+/// printed twice or three times. An error whose fix is one command away ends with it: a query
+/// on a database without the schema (ClickHouse's `UNKNOWN_TABLE`, `UNKNOWN_DATABASE`) asks for
+/// `migrate`.
 pub fn one_line(e: &anyhow::Error) -> String {
     let mut out = causes(e);
     let code = e.chain().find_map(|c| c.downcast_ref::<pprofhouse_sql::Error>()).and_then(|e| e.code());
@@ -230,6 +231,7 @@ pub fn one_line(e: &anyhow::Error) -> String {
     out
 }
 
+/// The causes of `e`, each once (see [`one_line`]).
 fn causes(e: &anyhow::Error) -> String {
     let mut out = String::new();
     let mut before = String::new();

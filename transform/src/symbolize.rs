@@ -428,34 +428,75 @@ fn cpp_printing_as_go(s: &str) -> String {
 /// name (after a parameter list they qualify a member function: `f() const::x` is a local name).
 fn qualifiers_after_nested_names(s: &str) -> String {
     const MISPLACED: [&str; 5] = ["&&::", "&::", "*::", " const::", " volatile::"];
-    let mut out = s.to_string();
-    let mut from = 0;
-    // Each move puts one qualifier past its name; the text before it is then settled.
-    while let Some((at, found)) = MISPLACED.iter().filter_map(|m| out[from..].find(m).map(|at| (from + at, *m))).min() {
-        let after_type = at > 0 && (is_ident(out.as_bytes()[at - 1]) || out.as_bytes()[at - 1] == b'>');
-        let name = at + found.len();
-        match nested_name_end(out.as_bytes(), name).filter(|_| after_type) {
-            Some(end) => {
-                let qualifier = &found[..found.len() - 2];
-                out = format!("{}::{}{qualifier}{}", &out[..at], &out[name..end], &out[end..]);
+    let b = s.as_bytes();
+    let partner = bracket_partners(b);
+    let mut out = String::with_capacity(s.len());
+    let (mut copied, mut i) = (0, 0);
+    while i < b.len() {
+        let found = match b[i] {
+            b'&' | b'*' | b' ' => MISPLACED.iter().find(|m| b[i..].starts_with(m.as_bytes())),
+            _ => None,
+        };
+        let after_type = i > 0 && (is_ident(b[i - 1]) || b[i - 1] == b'>');
+        let moved = found.filter(|_| after_type).and_then(|m| Some((m, nested_name_end(b, &partner, i + m.len())?)));
+        match moved {
+            Some((m, end)) => {
+                let (qualifier, name) = (&m[..m.len() - 2], i + m.len());
+                out.push_str(&s[copied..i]);
+                out.push_str("::");
+                out.push_str(&s[name..end]);
+                out.push_str(qualifier);
+                (copied, i) = (end, end);
             }
-            None => from = at + 1,
+            None => i += 1,
         }
-        from = from.max(at + 1);
     }
+    out.push_str(&s[copied..]);
     out
+}
+
+/// No partner: not a bracket, or one that pairs with none.
+const UNPAIRED: usize = usize::MAX;
+
+/// For each bracket of `b` (`(`, `<`, `[`, `{` and their closers, any kind nesting in any
+/// other), the position of its partner; [`UNPAIRED`] elsewhere, for brackets that pair with
+/// none, and for the `<` and `>` of operator names (`operator<<`, `operator->`). One pass, so
+/// that the passes over a name built from it stay linear in its length, whatever the name.
+fn bracket_partners(b: &[u8]) -> Vec<usize> {
+    const OPERATORS: [&[u8]; 11] = [b"<=>", b"<<=", b">>=", b"->*", b"<<", b">>", b"<=", b">=", b"->", b"<", b">"];
+    let mut partner = vec![UNPAIRED; b.len()];
+    let mut open: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i..].starts_with(b"operator") && (i == 0 || !is_ident(b[i - 1])) {
+            i += b"operator".len();
+            i += OPERATORS.iter().find(|op| b[i..].starts_with(op)).map_or(0, |op| op.len());
+            continue;
+        }
+        match b[i] {
+            b'(' | b'<' | b'[' | b'{' => open.push(i),
+            b')' | b'>' | b']' | b'}' => {
+                if let Some(o) = open.pop() {
+                    (partner[o], partner[i]) = (i, o);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    partner
 }
 
 /// The end of the nested name starting at `i`: identifiers joined by `::`, each with its
 /// template arguments. `None` when there is none or its brackets do not pair.
-fn nested_name_end(b: &[u8], mut i: usize) -> Option<usize> {
+fn nested_name_end(b: &[u8], partner: &[usize], mut i: usize) -> Option<usize> {
     let start = i;
     loop {
         while i < b.len() && (is_ident(b[i]) || b[i] == b'~') {
             i += 1;
         }
         if b.get(i) == Some(&b'<') {
-            i = closing(b, i)? + 1;
+            i = partner[i].checked_add(1)?;
         }
         if b[i..].starts_with(b"::") {
             i += 2;
@@ -465,41 +506,22 @@ fn nested_name_end(b: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
-/// The position of the bracket closing the one at `open` (`(`, `<`, `[` or `{`; any of them
-/// nest inside the others).
-fn closing(b: &[u8], open: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    for (i, &c) in b.iter().enumerate().skip(open) {
-        match c {
-            b'(' | b'<' | b'[' | b'{' => depth += 1,
-            b')' | b'>' | b']' | b'}' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            _ => {}
+/// The end of the template argument starting at `i` (its `,` or closing `>`), stepping over
+/// bracketed groups whole. `None` when it is not in a template argument list.
+fn template_arg_end(b: &[u8], partner: &[usize], mut i: usize) -> Option<usize> {
+    while i < b.len() {
+        match b[i] {
+            b',' => return Some(i),
+            b'>' if partner[i] != UNPAIRED => return Some(i),
+            b')' | b']' | b'}' | b'>' => return None,
+            b'(' | b'<' | b'[' | b'{' => i = partner[i].checked_add(1)?,
+            _ => i += 1,
         }
     }
     None
 }
 
-/// The end of the template argument starting at `i` (its `,` or closing `>`).
-fn template_arg_end(b: &[u8], i: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    for (j, &c) in b.iter().enumerate().skip(i) {
-        match c {
-            b'(' | b'<' | b'[' | b'{' => depth += 1,
-            b',' if depth == 0 => return Some(j),
-            b'>' if depth == 0 => return Some(j),
-            b')' | b'>' | b']' | b'}' => depth = depth.checked_sub(1)?,
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Whether the template argument ending at `end` (exclusive) starts right after `<` or `, `.
+/// Whether the text at `at` starts a template argument (it comes right after `<` or `, `).
 fn starts_template_arg(b: &[u8], at: usize) -> bool {
     let before = b[..at].iter().rev().find(|&&c| c != b' ');
     matches!(before, Some(b'<' | b','))
@@ -508,111 +530,101 @@ fn starts_template_arg(b: &[u8], at: usize) -> bool {
 /// `&R ns::f<T>(A)` as a template argument → `&(ns::f<T>)`; `&R ns::C::f(A)` → `&ns::C::f`.
 fn function_address_args(s: &str) -> String {
     let b = s.as_bytes();
+    let partner = bracket_partners(b);
     let mut out = String::with_capacity(s.len());
-    let mut copied = 0;
-    let mut i = 0;
+    let (mut copied, mut i) = (0, 0);
     while let Some(off) = s[i..].find('&') {
         let amp = i + off;
         i = amp + 1;
         if !starts_template_arg(b, amp) {
             continue;
         }
-        let Some(end) = template_arg_end(b, amp + 1) else { continue };
-        let arg = &s[amp + 1..end];
-        let Some(params) = arg.ends_with(')').then(|| opening_of_last(arg.as_bytes())).flatten() else { continue };
-        let head = &arg[..params];
+        let Some(end) = template_arg_end(b, &partner, amp + 1) else { continue };
+        // A function: the argument ends with its parameter list.
+        if b[end - 1] != b')' || partner[end - 1] == UNPAIRED {
+            continue;
+        }
+        let head = amp + 1..partner[end - 1];
         // The return type (printed before templates' names) ends at the last space outside
         // brackets.
-        let name = match last_top_level_space(head.as_bytes()) {
-            Some(sp) => &head[sp + 1..],
-            None => head,
+        let name = match last_top_level_space(b, &partner, head.clone()) {
+            Some(sp) => &s[sp + 1..head.end],
+            None => &s[head],
         };
         if name.is_empty() {
             continue;
         }
         out.push_str(&s[copied..amp]);
         if name.ends_with('>') {
-            out.push_str(&format!("&({name})"));
+            out.push_str("&(");
+            out.push_str(name);
+            out.push(')');
         } else {
             out.push('&');
             out.push_str(name);
         }
-        copied = end;
-        i = end;
+        (copied, i) = (end, end);
     }
     out.push_str(&s[copied..]);
     out
 }
 
-/// The `(` that opens the `)` ending `b`.
-fn opening_of_last(b: &[u8]) -> Option<usize> {
-    let mut depth = 0usize;
-    for (i, &c) in b.iter().enumerate().rev() {
-        match c {
-            b')' => depth += 1,
-            b'(' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
+/// The last space of `b[range]` outside brackets.
+fn last_top_level_space(b: &[u8], partner: &[usize], range: std::ops::Range<usize>) -> Option<usize> {
+    let (mut i, mut last) = (range.start, None);
+    while i < range.end {
+        match b[i] {
+            b' ' => last = Some(i),
+            b'(' | b'<' | b'[' | b'{' if partner[i] != UNPAIRED => i = partner[i],
             _ => {}
         }
-    }
-    None
-}
-
-/// The last space of `b` outside brackets.
-fn last_top_level_space(b: &[u8]) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut last = None;
-    for (i, &c) in b.iter().enumerate() {
-        match c {
-            b'(' | b'<' | b'[' | b'{' => depth += 1,
-            b')' | b'>' | b']' | b'}' => depth = depth.checked_sub(1)?,
-            b' ' if depth == 0 => last = Some(i),
-            _ => {}
-        }
+        i += 1;
     }
     last
 }
 
 /// `A<R(P)>` → `A<R (P)>`: a function type that is a whole template argument.
 fn function_type_spaces(s: &str) -> String {
+    const NOT_TYPES: [&str; 7] = ["decltype", "sizeof", "alignof", "noexcept", "typeid", "operator", "__alignof"];
     let b = s.as_bytes();
+    let partner = bracket_partners(b);
     let mut out = String::with_capacity(s.len() + 8);
     let mut copied = 0;
-    // The start of the template argument being read at each depth of `<`.
+    // The first non-space byte of the template argument being read, per level of `<`.
     let mut arg_start: Vec<usize> = Vec::new();
     let mut brackets: Vec<u8> = Vec::new();
+    let mut last_brace = None;
     for (i, &c) in b.iter().enumerate() {
+        let paired = partner[i] != UNPAIRED;
         match c {
-            b'<' => {
+            b'<' if paired => {
                 brackets.push(c);
                 arg_start.push(i + 1);
-            }
-            b'>' if brackets.last() == Some(&b'<') => {
-                brackets.pop();
-                arg_start.pop();
             }
             b',' if brackets.last() == Some(&b'<') => {
                 if let Some(start) = arg_start.last_mut() {
                     *start = i + 1;
                 }
             }
-            b'(' => {
-                let inside_template = brackets.last() == Some(&b'<');
+            b'>' if paired => {
+                brackets.pop();
+                arg_start.pop();
+            }
+            b'(' if paired => {
                 let after_type = i > 0 && (is_ident(b[i - 1]) || b[i - 1] == b'>');
-                if inside_template && after_type {
-                    let start = *arg_start.last().expect("inside a template argument");
-                    let ret = s[start..i].trim_start();
-                    let keyword =
-                        ["decltype", "sizeof", "alignof", "noexcept", "typeid", "operator", "__alignof"].iter().any(|k| ret.starts_with(k));
-                    let whole_arg = closing(b, i)
-                        .and_then(|j| template_arg_end(b, j + 1).map(|end| (j, end)))
-                        .is_some_and(|(j, end)| s[j + 1..end].trim().is_empty());
-                    let type_like = ret.bytes().next().is_some_and(|c| is_ident(c) && !c.is_ascii_digit()) && !ret.contains('{');
-                    if type_like && !keyword && whole_arg {
+                if brackets.last() == Some(&b'<') && after_type {
+                    let start = arg_start.last_mut().expect("inside a template argument");
+                    while b[*start] == b' ' {
+                        *start += 1;
+                    }
+                    let ret = &s[*start..i];
+                    let type_like = ret.bytes().next().is_some_and(|c| is_ident(c) && !c.is_ascii_digit())
+                        && !NOT_TYPES.iter().any(|k| ret.starts_with(k))
+                        && last_brace.is_none_or(|at| at < *start);
+                    // The function type is the whole argument: a `,` or the list's `>` follows.
+                    let next = b[partner[i] + 1..].iter().position(|&c| c != b' ').map(|k| partner[i] + 1 + k);
+                    let whole = next.is_some_and(|k| b[k] == b',' || (b[k] == b'>' && partner[k] != UNPAIRED));
+                    if type_like && whole {
                         out.push_str(&s[copied..i]);
                         out.push(' ');
                         copied = i;
@@ -620,8 +632,13 @@ fn function_type_spaces(s: &str) -> String {
                 }
                 brackets.push(c);
             }
-            b'[' | b'{' => brackets.push(c),
-            b')' | b']' | b'}' => {
+            b'[' | b'{' if paired => {
+                if c == b'{' {
+                    last_brace = Some(i);
+                }
+                brackets.push(c);
+            }
+            b')' | b']' | b'}' if paired => {
                 brackets.pop();
             }
             _ => {}
@@ -1126,6 +1143,9 @@ mod tests {
         assert_eq!(f("_ZZNK3Foo3barEiE1x"), "Foo::bar(int) const::x");
         assert_eq!(f("_ZZNR3Foo3barEvE1x"), "Foo::bar() &::x");
         assert_eq!(t("_ZZNKR3Foo3barEvE1x"), "Foo::bar() const &::x");
+        // Every one of many in a name (the rules take one pass each, whatever the name).
+        let many = named("", &format!("_Z1fPN1A1BE{}", "RNS0_1CE".repeat(20_000)), Demangle::Full);
+        assert_eq!(many, format!("f(A::B*{})", ", A::B::C&".repeat(20_000)));
         // Text whose brackets do not pair is left alone.
         assert_eq!(cpp_printing_as_go("A<&f(int, B<x>"), "A<&f(int, B<x>");
         assert_eq!(cpp_printing_as_go("A<R(int>"), "A<R(int>");
