@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test lint validate build release release-path bench bench-explode bench-fleet bench-pipeline bench-views bench-hostile vs-pprof check-explode down fuzz
+.PHONY: demo test lint validate build release release-path bench bench-explode bench-fleet bench-pipeline bench-views bench-hostile vs-pprof check-explode down fuzz fuzz-names
 
 demo: release
 	PPROFHOUSE_BIN=$(CURDIR)/$(RELEASE_BIN) infra/local/demo
@@ -73,6 +73,15 @@ fuzz:
 	mkdir -p transform/fuzz/corpus/decode_explode
 	cp -n ../shared/fixtures/pprof/*.pb.gz tests/fixtures/pprof-names/*.pb.gz transform/fuzz/corpus/decode_explode/ 2>/dev/null || true
 	cd transform/fuzz && cargo +nightly fuzz run decode_explode -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
+
+# FUZZ_SECONDS=600 make fuzz-names: pprof's naming (every mode) on any bytes as a function's
+# system name, seeded with the C++ symbols libstdc++ exports.
+fuzz-names:
+	mkdir -p transform/fuzz/corpus/names
+	lib=$$(find /usr/lib /usr/lib64 -name 'libstdc++.so.6' 2>/dev/null | head -1); \
+	nm -D --defined-only "$$lib" | awk '$$3 ~ /^_Z/ {sub(/@.*/, "", $$3); print $$3}' | sort -u | head -3000 | \
+	while read -r sym; do printf '%s' "$$sym" > "transform/fuzz/corpus/names/$$(printf '%s' "$$sym" | md5sum | cut -c1-16)"; done
+	cd transform/fuzz && cargo +nightly fuzz run names -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
 
 down:
 	infra/local/down
