@@ -222,22 +222,48 @@ pub async fn run_lambda(ingestor: Ingestor) -> Result<(), lambda_runtime::Error>
     .await
 }
 
-/// An error and its sources, `: `-joined.
+/// An error and its sources in one line, `: `-joined, but a source the error before it already
+/// ends with (after a `: `) is left out: some errors print their source in their own text
+/// (rdkafka's `Message production error: {code}`, the `clickhouse` crate's `network error:
+/// {source}`), which a plain join then printed twice or three times.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
+    let mut out = e.to_string();
+    let mut before = out.clone();
     let mut src = e.source();
     while let Some(x) = src {
-        s.push_str(": ");
-        s.push_str(&x.to_string());
+        let text = x.to_string();
+        let repeated = before == text || before.strip_suffix(text.as_str()).is_some_and(|b| b.ends_with(": "));
+        if !repeated {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        before = text;
         src = x.source();
     }
-    s
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::layout::Template;
+
+    #[test]
+    fn error_chains_print_each_source_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("MessageTimedOut (Local: Message timed out)")]
+        struct Code;
+        #[derive(Debug, thiserror::Error)]
+        #[error("Message production error: {0}")]
+        struct Production(#[source] Code);
+        #[derive(Debug, thiserror::Error)]
+        #[error("1 of 2 messages were not delivered; first: k")]
+        struct Delivery(#[source] Production);
+        assert_eq!(
+            error_chain(&Delivery(Production(Code))),
+            "1 of 2 messages were not delivered; first: k: Message production error: MessageTimedOut (Local: Message timed out)"
+        );
+    }
 
     fn event(records: &[(&str, &str, i64)]) -> S3Event {
         let recs: Vec<serde_json::Value> = records

@@ -216,35 +216,15 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// An error and its causes in one line, as `{:#}` prints them (`a: b: c`), but a cause the one
-/// before it already ends with (after a `: `) is left out: some libraries print their source in
-/// their own text (the `clickhouse` crate's `network error: {source}`), which `{:#}` then
-/// printed twice or three times. An error whose fix is one command away ends with it: a query
-/// on a database without the schema (ClickHouse's `UNKNOWN_TABLE`, `UNKNOWN_DATABASE`) asks for
-/// `migrate`.
+/// An error and its causes in one line, as `{:#}` prints them (`a: b: c`), each cause once
+/// ([`pprofhouse_ingest::handler::error_chain`]). An error whose fix is one command away ends
+/// with it: a query on a database without the schema (ClickHouse's `UNKNOWN_TABLE`,
+/// `UNKNOWN_DATABASE`) asks for `migrate`.
 pub fn one_line(e: &anyhow::Error) -> String {
-    let mut out = causes(e);
+    let mut out = pprofhouse_ingest::handler::error_chain(e.as_ref());
     let code = e.chain().find_map(|c| c.downcast_ref::<pprofhouse_sql::Error>()).and_then(|e| e.code());
     if matches!(code, Some(60 | 81)) {
         out.push_str(" (no pprofhouse schema there yet? `pprofhouse migrate` with the same settings makes it)");
-    }
-    out
-}
-
-/// The causes of `e`, each once (see [`one_line`]).
-fn causes(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    let mut before = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        let repeated = before == text || before.strip_suffix(text.as_str()).is_some_and(|b| b.ends_with(": "));
-        if !repeated {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&text);
-        }
-        before = text;
     }
     out
 }
