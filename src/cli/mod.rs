@@ -251,18 +251,15 @@ mod tests {
 
     #[test]
     fn errors_print_each_cause_once() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("connection refused")]
-        struct Refused;
-        #[derive(Debug, thiserror::Error)]
-        #[error("client error (Connect)")]
-        struct Connect(#[source] Refused);
-        #[derive(Debug, thiserror::Error)]
-        #[error("network error: {0}")]
-        struct Network(#[source] Connect);
-        let e = anyhow::Error::new(Network(Connect(Refused))).context("clickhouse");
-        assert_eq!(format!("{e:#}"), "clickhouse: network error: client error (Connect): client error (Connect): connection refused");
-        assert_eq!(one_line(&e), "clickhouse: network error: client error (Connect): connection refused");
+        // The sink's error prints the `clickhouse` crate's error in its own text, and has it as
+        // its source.
+        let bad = pprofhouse_sql::clickhouse::error::Error::BadResponse("Code: 241. DB::Exception: x".into());
+        let e = anyhow::Error::new(pprofhouse_sql::Error::from(bad)).context("top");
+        assert_eq!(
+            format!("{e:#}"),
+            "top: clickhouse: bad response: Code: 241. DB::Exception: x: bad response: Code: 241. DB::Exception: x"
+        );
+        assert_eq!(one_line(&e), "top: clickhouse: bad response: Code: 241. DB::Exception: x");
         // Causes that only repeat a word are kept.
         let e = anyhow::anyhow!("refused").context("connection refused");
         assert_eq!(one_line(&e), "connection refused: refused");
