@@ -79,11 +79,10 @@ def rows(path):
     return [l.split("\t", 1) for l in lines]
 go, ours = rows(sys.argv[2]), rows(sys.argv[3])
 assert len(go) == len(ours) == 3 * len(symbols), "one line per symbol and mode on both sides"
-for mode in ("default", "templates", "full"):
-    diff = [(s, g[1], o[1]) for i, s in enumerate(symbols)
-            for g, o in [(go[3 * i + ("default", "templates", "full").index(mode)],
-                          ours[3 * i + ("default", "templates", "full").index(mode)])]
-            if g[1] != o[1]]
+# Line 3 * i + m is symbol i in mode m, on both sides.
+for m, mode in enumerate(("default", "templates", "full")):
+    pairs = ((s, go[3 * i + m][1], ours[3 * i + m][1]) for i, s in enumerate(symbols))
+    diff = [(s, g, o) for s, g, o in pairs if g != o]
     with open(f"{sys.argv[4]}/{mode}.diff", "w") as f:
         for s, g, o in diff:
             f.write(f"{s}\n  go:   {g}\n  ours: {o}\n")

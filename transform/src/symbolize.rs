@@ -455,6 +455,10 @@ fn qualifiers_after_nested_names(s: &str) -> String {
     out
 }
 
+/// The operator names that hold an angle bracket (after `operator`), longest first: their `<`
+/// and `>` open and close nothing.
+const ANGLE_OPERATORS: [&[u8]; 11] = [b"<=>", b"<<=", b">>=", b"->*", b"<<", b">>", b"<=", b">=", b"->", b"<", b">"];
+
 /// No partner: not a bracket, or one that pairs with none.
 const UNPAIRED: usize = usize::MAX;
 
@@ -463,14 +467,13 @@ const UNPAIRED: usize = usize::MAX;
 /// none, and for the `<` and `>` of operator names (`operator<<`, `operator->`). One pass, so
 /// that the passes over a name built from it stay linear in its length, whatever the name.
 fn bracket_partners(b: &[u8]) -> Vec<usize> {
-    const OPERATORS: [&[u8]; 11] = [b"<=>", b"<<=", b">>=", b"->*", b"<<", b">>", b"<=", b">=", b"->", b"<", b">"];
     let mut partner = vec![UNPAIRED; b.len()];
     let mut open: Vec<usize> = Vec::new();
     let mut i = 0;
     while i < b.len() {
         if b[i..].starts_with(b"operator") && (i == 0 || !is_ident(b[i - 1])) {
             i += b"operator".len();
-            i += OPERATORS.iter().find(|op| b[i..].starts_with(op)).map_or(0, |op| op.len());
+            i += ANGLE_OPERATORS.iter().find(|op| b[i..].starts_with(op)).map_or(0, |op| op.len());
             continue;
         }
         match b[i] {
@@ -857,8 +860,7 @@ fn remove_template_args(s: &str) -> String {
     while i < b.len() {
         if b[i..].starts_with(b"operator") {
             let mut j = i + b"operator".len();
-            let ops: [&[u8]; 11] = [b"<=>", b"<<=", b">>=", b"->*", b"<<", b">>", b"<=", b">=", b"->", b"<", b">"];
-            if let Some(op) = ops.iter().find(|op| b[j..].starts_with(op)) {
+            if let Some(op) = ANGLE_OPERATORS.iter().find(|op| b[j..].starts_with(op)) {
                 j += op.len();
             }
             if depth == 0 {
