@@ -64,14 +64,14 @@ bench-fleet:
 	$(CARGO) bench -p pprofhouse-tests --bench fleet
 
 check-explode: release
-	for d in ../shared/fixtures/pprof ../shared/fixtures/pprof-names tests/fixtures/pprof-names; do \
+	for d in ../shared/fixtures/pprof ../shared/fixtures/pprof-names tests/fixtures/pprof tests/fixtures/pprof-names; do \
 		python3 ../shared/tools/check-explode.py $(RELEASE_BIN) $$d || exit 1; done
 
 # FUZZ_SECONDS=600 make fuzz: cargo-fuzz (nightly) on decode + explode, seeded with the fixtures.
 FUZZ_SECONDS ?= 60
 fuzz:
 	mkdir -p transform/fuzz/corpus/decode_explode
-	cp -n ../shared/fixtures/pprof/*.pb.gz tests/fixtures/pprof-names/*.pb.gz transform/fuzz/corpus/decode_explode/ 2>/dev/null || true
+	cp -n ../shared/fixtures/pprof/*.pb.gz tests/fixtures/pprof/*.pb.gz tests/fixtures/pprof-names/*.pb.gz transform/fuzz/corpus/decode_explode/ 2>/dev/null || true
 	cd transform/fuzz && cargo +nightly fuzz run decode_explode -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
 
 # FUZZ_SECONDS=600 make fuzz-names: pprof's naming (every mode) on any bytes as a function's

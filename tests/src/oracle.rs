@@ -31,6 +31,11 @@ pub fn shared_name_fixtures() -> PathBuf {
     fixtures().parent().unwrap().join("pprof-names")
 }
 
+/// This repository's real profiles (`tests/fixtures/pprof`): kinds the shared set lacks.
+pub fn real_fixtures() -> PathBuf {
+    crate::paths::repo_root().join("tests/fixtures/pprof")
+}
+
 /// This repository's pprof-names fixtures (`tests/fixtures/pprof-names`).
 pub fn name_fixtures() -> PathBuf {
     crate::paths::repo_root().join("tests/fixtures/pprof-names")

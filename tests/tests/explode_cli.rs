@@ -47,6 +47,19 @@ fn explode_reproduces_every_oracle_exactly() {
     assert!(failures.is_empty(), "mismatches:\n{}", failures.join("\n"));
 }
 
+/// This repository's real profiles: empty ones (an idle process's CPU profile, a mutex profile
+/// with profiling off) give no rows and exit 0, as `go tool pprof` does; a contention profile
+/// and a pprof-rs one are exact.
+#[test]
+fn explode_reproduces_the_real_profiles_here_exactly() {
+    let pairs = oracle_pairs(&real_fixtures());
+    assert!(pairs.len() >= 4, "expected the 4 real profiles, found {}", pairs.len());
+    let empty = pairs.iter().filter(|(_, o)| std::fs::metadata(o).unwrap().len() == 0).count();
+    assert!(empty >= 2, "expected the 2 empty profiles, found {empty}");
+    let failures = oracle_mismatches(&pairs);
+    assert!(failures.is_empty(), "mismatches:\n{}", failures.join("\n"));
+}
+
 /// pprof's symbolizer naming rules (demangling, "looks like demangled C++"): the shared
 /// pprof-names fixtures and this repository's hand-built ones.
 #[test]

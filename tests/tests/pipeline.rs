@@ -229,13 +229,9 @@ fn real_go_service_profiles_through_the_worker_equal_go_tool_pprof() {
             if i == 0 { &["cpu", "heap", "allocs", "goroutine", "threadcreate", "block", "mutex"] } else { &["cpu", "heap"] };
         for ptype in types {
             let bytes = svc.fetch(ptype).unwrap();
-            match pprof::decode(bytes.clone(), &Default::default()) {
-                Ok(_) => {}
-                Err(e) if e.kind() == "no_samples" && !matches!(*ptype, "cpu" | "heap" | "goroutine") => {
-                    eprintln!("note: the live {ptype} profile has no samples yet; not uploaded");
-                    continue;
-                }
-                Err(e) => panic!("scraped {ptype} does not decode: {e}"),
+            // A type with nothing recorded yet (block, mutex) is an empty profile, stored too.
+            if let Err(e) = pprof::decode(bytes.clone(), &Default::default()) {
+                panic!("scraped {ptype} does not decode: {e}");
             }
             let file = scraped.join(format!("{service}-{ptype}.pb.gz"));
             std::fs::write(&file, &bytes).unwrap();
@@ -400,9 +396,12 @@ fn bad_objects_are_dead_lettered_once_each_and_the_good_ones_stored() {
         (key("bad-oversized", "heap", t0, 5, &[]), Some(oversized), 0, "over_limit"),
         (key("bad-missing", "cpu", t0, 6, &[]), None, 4321, "not_found"),
     ];
+    // The idle process's profile has no sample: valid, stored, never dead-lettered.
+    let idle = pprofhouse_tests::oracle::real_fixtures().join("go-idle-cpu.pb.gz");
     let good = [
-        (key("good", "cpu", t0, 7, &[]), "go-workload-cpu.pb.gz"),
-        (key("good", "cpu", t0 + chrono::Duration::seconds(1), 8, &[]), "go-cpu-labels.pb.gz"),
+        (key("good", "cpu", t0, 7, &[]), fixture("go-workload-cpu.pb.gz")),
+        (key("good", "cpu", t0 + chrono::Duration::seconds(1), 8, &[]), fixture("go-cpu-labels.pb.gz")),
+        (key("idle", "cpu", t0 + chrono::Duration::seconds(2), 9, &[]), idle),
     ];
     let mut records: Vec<(String, u64)> = Vec::new();
     for (k, bytes, claimed, _) in &bad {
@@ -413,10 +412,13 @@ fn bad_objects_are_dead_lettered_once_each_and_the_good_ones_stored() {
         records.push((k.clone(), size));
     }
     // Good objects before and after the bad ones.
-    p.upload_file(&good[0].0, &fixture(good[0].1)).unwrap();
-    p.upload_file(&good[1].0, &fixture(good[1].1)).unwrap();
-    records.insert(0, (good[0].0.clone(), std::fs::metadata(fixture(good[0].1)).unwrap().len()));
-    records.push((good[1].0.clone(), std::fs::metadata(fixture(good[1].1)).unwrap().len()));
+    for (k, f) in &good {
+        p.upload_file(k, f).unwrap();
+    }
+    records.insert(0, (good[0].0.clone(), std::fs::metadata(&good[0].1).unwrap().len()));
+    for (k, f) in &good[1..] {
+        records.push((k.clone(), std::fs::metadata(f).unwrap().len()));
+    }
     let refs: Vec<(&str, u64)> = records.iter().map(|(k, s)| (k.as_str(), *s)).collect();
     let report = p.deliver_records(&refs).unwrap();
     assert_eq!(report["enqueued"].as_u64(), Some(records.len() as u64), "{report}");
@@ -460,14 +462,15 @@ fn bad_objects_are_dead_lettered_once_each_and_the_good_ones_stored() {
     want_keys.sort();
     assert_eq!(p.stored_keys().unwrap(), want_keys);
     let (from, to) = (t0 - chrono::Duration::hours(1), now() + chrono::Duration::hours(1));
-    assert_eq!(sql_top(&p, &top_args("cpu", CPU, from, to, &[])), go_pprof_top(&[fixture(good[0].1), fixture(good[1].1)], CPU));
+    let good_files: Vec<PathBuf> = good.iter().map(|g| g.1.clone()).collect();
+    assert_eq!(sql_top(&p, &top_args("cpu", CPU, from, to, &[])), go_pprof_top(&good_files, CPU));
     assert!(sql_top(&p, &top_args("heap", "inuse_space/bytes", from, to, &[])).is_empty());
     assert_all_committed(&p, "dead letters are committed too");
 
     // A second run finds nothing to do: no dead letter is written twice.
     assert_success(&p.run_worker_until_idle(&[]).unwrap(), "second worker run");
     assert_eq!(p.dead_letter_records().unwrap().len(), bad.len());
-    assert_eq!(p.profile_count().unwrap(), 2);
+    assert_eq!(p.profile_count().unwrap(), good.len() as u64);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -106,31 +106,41 @@ fn sql_top_equals_go_tool_pprof_over_the_same_files() {
     assert_eq!(text.lines().skip_while(|l| !l.trim_start().starts_with("flat")).count(), 5, "{text}");
 }
 
-/// The naming fixtures (mangled C++ and Rust, Go generics, names that only look like C++) and
-/// the frame-filter ones, each as its own profile type: SQL top-N names and counts exactly as
-/// `go tool pprof -top` does, every sample type.
+/// The naming fixtures (mangled C++ and Rust, Go generics, names that only look like C++), the
+/// frame-filter ones and this repository's real profiles (empty ones among them), each as its
+/// own profile type: SQL top-N names and counts exactly as `go tool pprof -top` does, every
+/// sample type; an empty profile is stored, with no sample.
 #[test]
 fn sql_top_names_and_prunes_like_go_tool_pprof() {
-    use pprofhouse_tests::oracle::{name_fixtures, oracle_pairs, shared_name_fixtures};
+    use pprofhouse_tests::oracle::{name_fixtures, oracle_pairs, real_fixtures, shared_name_fixtures};
     let T0 = t0();
     let s = Store::start();
     let w = window_args(T0, T0 + DAY);
     let mut pairs = oracle_pairs(&name_fixtures());
     pairs.extend(oracle_pairs(&shared_name_fixtures()));
+    pairs.extend(oracle_pairs(&real_fixtures()));
     assert!(pairs.iter().any(|(p, _)| p.ends_with("frame-filters.pb.gz")), "{pairs:?}");
-    for (i, (file, _)) in pairs.iter().enumerate() {
+    let mut empty = Vec::new();
+    for (i, (file, oracle)) in pairs.iter().enumerate() {
         let ptype = format!("names{i}");
         s.0.load("svc", &ptype, Some(T0 + HOUR), &[], std::slice::from_ref(file));
         let p = pprof::decode(std::fs::read(file).unwrap(), &Default::default()).unwrap();
+        let has_rows = std::fs::metadata(oracle).unwrap().len() > 0;
+        if !has_rows {
+            empty.push(format!("'{ptype}'"));
+        }
         for st in p.sample_types() {
             let st = st.to_string();
             let mut args = vec!["--type", ptype.as_str(), "--sample-type", st.as_str()];
             args.extend(w.iter().map(String::as_str));
             let want = go_pprof_top(std::slice::from_ref(file), &st);
-            assert!(!want.is_empty(), "{} {st}", file.display());
+            assert_eq!(want.is_empty(), !has_rows, "{} {st}", file.display());
             assert_eq!(s.top(&args), want, "{} {st}", file.display());
         }
     }
+    assert!(empty.len() >= 2, "expected the empty real profiles: {pairs:?}");
+    let stored = format!("SELECT count() FROM profiles FINAL WHERE profile_type IN ({}) AND sample_count = 0", empty.join(","));
+    assert_eq!(rt().block_on(s.client().query(&stored).fetch_one::<u64>()).unwrap(), empty.len() as u64, "{stored}");
 }
 
 /// Σ flat of every function in a bucket = Σ totals of the profiles in that bucket; a function's

@@ -33,6 +33,22 @@ fn minimal_profile_decodes_raw_and_gzipped() {
     assert_eq!(decode(gz(&raw), &Limits::default()).unwrap().sample_count(), 1);
 }
 
+/// A profile with sample types and no sample (an idle process's CPU profile, a mutex profile
+/// with profiling off) is valid, as in pprof: it explodes to no rows and zero totals. Without
+/// sample types either, it is not a profile.
+#[test]
+fn a_profile_without_samples_is_valid_and_empty() {
+    let mut p = minimal();
+    p.sample.clear();
+    let profile = decode(gz(&p.encode_to_vec()), &Limits::default()).unwrap();
+    assert_eq!(profile.sample_count(), 0);
+    let ex = pprofhouse_transform::explode(&profile, Default::default());
+    assert_eq!(ex.facts.totals, vec![0]);
+    assert!(ex.rows(0).is_empty());
+    p.sample_type.clear();
+    assert!(matches!(err(p), DecodeError::NotProfile(_)));
+}
+
 #[test]
 fn typed_errors() {
     assert!(matches!(decode(Vec::new(), &Limits::default()), Err(DecodeError::Empty)));
@@ -81,9 +97,6 @@ fn typed_errors() {
     let mut p = minimal();
     p.sample[0].value = vec![1, 2];
     assert!(matches!(err(p), DecodeError::ValueCount { got: 2, want: 1 }));
-    let mut p = minimal();
-    p.sample.clear();
-    assert!(matches!(err(p), DecodeError::NoSamples));
     let mut p = minimal();
     p.string_table[0] = Bytes::from_static(b"x");
     assert!(matches!(err(p), DecodeError::StringTable));

@@ -137,9 +137,6 @@ pub enum DecodeError {
         /// Sample types declared.
         want: usize,
     },
-    /// No sample at all.
-    #[error("profile has no samples")]
-    NoSamples,
     /// A `drop_frames` or `keep_frames` pattern whose automaton would take more than
     /// `max_frame_filter_dfa_bytes`.
     #[error("profile is over the limit max_frame_filter_dfa_bytes = {max} (its drop_frames/keep_frames pattern needs a larger automaton)")]
@@ -175,7 +172,6 @@ impl DecodeError {
             DecodeError::DanglingId { .. } => "dangling_id",
             DecodeError::StringIndex { .. } | DecodeError::StringTable => "bad_string_table",
             DecodeError::ValueCount { .. } => "value_count",
-            DecodeError::NoSamples => "no_samples",
             DecodeError::OverLimit { .. } | DecodeError::FrameFilterTooComplex { .. } => "over_limit",
         }
     }
@@ -928,11 +924,8 @@ fn validate(parsed: Parsed, pb: &[u8], decoded_bytes: usize, l: &Limits) -> Resu
             }
         }
     }
-    if n_samples == 0 {
-        return Err(DecodeError::NoSamples);
-    }
     let want = p.sample_type.len();
-    if values_min != want || values_max != want || label_str_min < 0 || label_str_max as u64 >= strings as u64 {
+    if n_samples > 0 && (values_min != want || values_max != want || label_str_min < 0 || label_str_max as u64 >= strings as u64) {
         // Some sample is wrong: find the first error, sample by sample, from the wire.
         return Err(first_sample_error(pb, want, strings, &locations));
     }
