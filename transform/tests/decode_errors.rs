@@ -49,6 +49,27 @@ fn a_profile_without_samples_is_valid_and_empty() {
     assert!(matches!(err(p), DecodeError::NotProfile(_)));
 }
 
+/// The Go runtime's text forms (`?debug=1`) are named as such, with what to fetch instead.
+#[test]
+fn text_profiles_are_named() {
+    for (text, kind) in [
+        ("heap profile: 5476: 8027328 [5488: 9948432] @ heap/8192\n1545: 2373120 [1545: 2373120] @ 0x4b423d\n", "heap"),
+        ("--- mutex:\ncycles/second=2596165048\nsampling period=1\n716516671 15829 @ 0x4b45fe 0x461481\n", "mutex"),
+        ("--- contention:\ncycles/second=2596165048\n1962 12 @ 0x4b45fe\n", "block"),
+        ("goroutine profile: total 1\n1 @ 0x43a0d6 0x46a1e5\n#\t0x46a1e4\truntime/pprof.writeRuntimeProfile+0x64\n", "goroutine"),
+        ("goroutine 1 [running]:\nmain.main()\n\t/tmp/main.go:9 +0x1d\n", "goroutine"),
+        ("threadcreate profile: total 5\n", "threadcreate"),
+    ] {
+        let e = decode(gz(text.as_bytes()), &Limits::default()).unwrap_err();
+        assert!(matches!(e, DecodeError::NotProfile(_)), "{text}: {e:?}");
+        let m = e.to_string();
+        assert!(m.contains(&format!("a {kind} profile as text")) && m.contains("debug=0"), "{text}: {m}");
+    }
+    // Other text is still just not a profile.
+    let e = decode(b"hello, world\n".to_vec(), &Limits::default()).unwrap_err().to_string();
+    assert!(e.starts_with("not a pprof profile") && !e.contains("as text"), "{e}");
+}
+
 #[test]
 fn typed_errors() {
     assert!(matches!(decode(Vec::new(), &Limits::default()), Err(DecodeError::Empty)));

@@ -568,6 +568,11 @@ fn decode_protobuf_reusing(pb: Bytes, limits: &Limits, bufs: &mut DecodeBuffers)
                 checked = false;
             }
             Err(e) => {
+                if let Some(kind) = text_profile(&pb) {
+                    return Err(DecodeError::NotProfile(format!(
+                        "a {kind} profile as text (`?debug=1`, `WriteTo(w, 1)`); pprofhouse reads the protobuf format (`?debug=0`, the default)"
+                    )));
+                }
                 super::prescan::check(&pb, limits)?;
                 return Err(wire_error(e));
             }
@@ -581,6 +586,21 @@ fn decode_protobuf_reusing(pb: Bytes, limits: &Limits, bufs: &mut DecodeBuffers)
         }
     }
     validate(parsed, &pb, decoded_bytes, limits)
+}
+
+/// The kind of profile when `pb` is one of the Go runtime's text forms (`debug=1` or `2`),
+/// which pprof's legacy parsers read and this decoder does not: their first line.
+fn text_profile(pb: &[u8]) -> Option<&'static str> {
+    const FIRST_LINES: [(&[u8], &str); 7] = [
+        (b"heap profile: ", "heap"),
+        (b"--- mutex:", "mutex"),
+        (b"--- contention:", "block"),
+        (b"goroutine profile: total ", "goroutine"),
+        (b"threadcreate profile: total ", "threadcreate"),
+        (b"goroutine ", "goroutine"),
+        (b"heap_v2/", "heap"),
+    ];
+    FIRST_LINES.iter().find(|(start, _)| pb.starts_with(start)).map(|(_, kind)| *kind)
 }
 
 fn wire_error(e: WireError) -> DecodeError {
