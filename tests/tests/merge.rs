@@ -132,6 +132,28 @@ fn merged_profiles_read_by_pprof_equal_pprof_merging_the_files() {
         assert_eq!(go_pprof_top(&[&merged], st), want, "{file} {st}");
     }
 
+    // This repository's real profiles: pprof-rs, net/http contention, and two without samples,
+    // whose merge is a valid profile of the same sample types with no samples.
+    for (i, (path, oracle)) in pprofhouse_tests::oracle::oracle_pairs(&pprofhouse_tests::oracle::real_fixtures()).iter().enumerate() {
+        let ptype = format!("real{i}");
+        let p = path.display().to_string();
+        s.run(&["load", "--service", "svc", "--type", &ptype, "--time", &iso(T0 + HOUR), &p]);
+        let mut args = vec!["--type", ptype.as_str()];
+        args.extend(window);
+        let merged = s.merge(&format!("{ptype}.pb.gz"), &args);
+        let (got, source) = (facts(&merged), facts(path));
+        assert_eq!(got.sample_types, source.sample_types, "{p}");
+        assert_eq!(
+            decode(std::fs::read(&merged).unwrap(), &Limits::default()).unwrap().sample_count() == 0,
+            std::fs::metadata(oracle).unwrap().len() == 0,
+            "{p}"
+        );
+        for st in &source.sample_types {
+            let st = st.to_string();
+            assert_eq!(go_pprof_top(&[&merged], &st), go_pprof_top(std::slice::from_ref(path), &st), "{p} {st}");
+        }
+    }
+
     // Mangled C++ and Rust names, Go generics, names that only look like C++: stored as pprof's
     // symbolizer leaves them, and not demangled or simplified a second time. A profile with
     // frame filters: its stacks stored as pprof prunes them (the merged profile has no filters).
