@@ -591,14 +591,13 @@ fn decode_protobuf_reusing(pb: Bytes, limits: &Limits, bufs: &mut DecodeBuffers)
 /// The kind of profile when `pb` is one of the Go runtime's text forms (`debug=1` or `2`),
 /// which pprof's legacy parsers read and this decoder does not: their first line.
 fn text_profile(pb: &[u8]) -> Option<&'static str> {
-    const FIRST_LINES: [(&[u8], &str); 7] = [
+    const FIRST_LINES: [(&[u8], &str); 6] = [
         (b"heap profile: ", "heap"),
         (b"--- mutex:", "mutex"),
         (b"--- contention:", "block"),
         (b"goroutine profile: total ", "goroutine"),
         (b"threadcreate profile: total ", "threadcreate"),
         (b"goroutine ", "goroutine"),
-        (b"heap_v2/", "heap"),
     ];
     FIRST_LINES.iter().find(|(start, _)| pb.starts_with(start)).map(|(_, kind)| *kind)
 }
