@@ -53,7 +53,7 @@ fn explode_reproduces_every_oracle_exactly() {
 #[test]
 fn explode_reproduces_the_real_profiles_here_exactly() {
     let pairs = oracle_pairs(&real_fixtures());
-    assert!(pairs.len() >= 4, "expected the 4 real profiles, found {}", pairs.len());
+    assert!(pairs.len() >= 5, "expected the 5 real profiles, found {}", pairs.len());
     let empty = pairs.iter().filter(|(_, o)| std::fs::metadata(o).unwrap().len() == 0).count();
     assert!(empty >= 2, "expected the 2 empty profiles, found {empty}");
     let failures = oracle_mismatches(&pairs);
