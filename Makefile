@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test lint validate build release release-path bench bench-explode bench-fleet bench-pipeline bench-views bench-hostile vs-pprof check-explode down fuzz fuzz-names
+.PHONY: demo test lint validate build release release-path bench bench-explode bench-ratio bench-fleet bench-pipeline bench-views bench-hostile vs-pprof check-explode down fuzz fuzz-names
 
 demo: release
 	PPROFHOUSE_BIN=$(CURDIR)/$(RELEASE_BIN) infra/local/demo
@@ -50,12 +50,16 @@ release-path: release
 	@echo "$(CURDIR)/$(RELEASE_BIN)"
 
 # Benchmarks print figures; none of them is a test.
-bench: bench-explode vs-pprof bench-fleet bench-pipeline bench-hostile
+bench: bench-explode bench-ratio vs-pprof bench-fleet bench-pipeline bench-hostile
 
 # With the allocator settings the binary gives itself (src/main.rs): big buffers mmapped and
 # returned, as in the worker.
 bench-explode:
 	MALLOC_MMAP_THRESHOLD_=2097152 MALLOC_TRIM_THRESHOLD_=1048576 $(CARGO) bench -p pprofhouse-transform --bench explode
+
+# Decode + explode against inflate alone, every fixture in one table (BENCH_PROFILES=DIR adds one).
+bench-ratio:
+	MALLOC_MMAP_THRESHOLD_=2097152 MALLOC_TRIM_THRESHOLD_=1048576 $(CARGO) bench -p pprofhouse-transform --bench ratio
 
 vs-pprof: release
 	PPROFHOUSE_BIN=$(CURDIR)/$(RELEASE_BIN) transform/benches/vs-pprof.sh 20
