@@ -586,6 +586,17 @@ impl Walk<'_> {
         let (loc_start, loc_nodes, loc_one) = (*loc_start, *loc_nodes, loc_one.as_slice());
         let seen = seen.as_mut_slice();
         let (starts, ends, sample_locs) = (*sample_start, *sample_end, *sample_locs);
+        // The per-frame loop indexes without bound checks (they were a third of its
+        // instructions, and kept its pointers from registers); what makes that sound:
+        // - a stack entry is a location position (`< loc_one.len()`): the profile's stacks were
+        //   resolved and checked when it was decoded (`decode::validate`), and the frame
+        //   filters only shorten them;
+        // - a node id (`loc_nodes`, and `loc_one` where it is not `u32::MAX`) indexes `cum`
+        //   and `seen`: checked here, once per line of the profile.
+        debug_assert!(sample_locs.iter().all(|&li| (li as usize) < loc_one.len()));
+        let max_node = loc_nodes.iter().fold(0, |m, &n| m.max(n));
+        assert!(loc_nodes.is_empty() || ((max_node as usize) < cum.len() && (max_node as usize) < seen.len()));
+        assert_eq!(loc_start.len(), loc_one.len() + 1);
         for (si, v) in values.iter().enumerate() {
             if v.iter().all(|&x| x == 0) {
                 continue;
@@ -608,19 +619,28 @@ impl Walk<'_> {
             add(&mut flat[leaf], v);
             for (at, &li) in stack.iter().enumerate() {
                 let li = li as usize;
-                let one = loc_one[li];
+                // SAFETY: `li` is a location position (above).
+                let one = unsafe { *loc_one.get_unchecked(li) };
                 if one != u32::MAX {
                     // The common case: a location of one node (no inlined frames).
-                    count_cum_branchless(&mut cum[one as usize], &mut seen[one as usize], stamp, v);
+                    let one = one as usize;
+                    // SAFETY: `one` is a node id, below both lengths (checked above).
+                    unsafe { count_cum_branchless(cum.get_unchecked_mut(one), seen.get_unchecked_mut(one), stamp, v) };
                     if STACKS {
-                        out[n].write(one);
+                        // SAFETY: `out` has room for a frame per location of the stack from the
+                        // last reserve on, and `n` counts frames written since, one per location.
+                        unsafe { out.get_unchecked_mut(n).write(one as u32) };
                         n += 1;
                     }
                     continue;
                 }
-                let nodes = &loc_nodes[loc_start[li] as usize..loc_start[li + 1] as usize];
+                // SAFETY: `li + 1 < loc_start.len()`, as `li < loc_one.len()` (above).
+                let (from, to) = unsafe { (*loc_start.get_unchecked(li), *loc_start.get_unchecked(li + 1)) };
+                let nodes = &loc_nodes[from as usize..to as usize];
                 for &node in nodes {
-                    count_cum_branchless(&mut cum[node as usize], &mut seen[node as usize], stamp, v);
+                    let node = node as usize;
+                    // SAFETY: `node` is a node id (above).
+                    unsafe { count_cum_branchless(cum.get_unchecked_mut(node), seen.get_unchecked_mut(node), stamp, v) };
                 }
                 if STACKS {
                     // Inlined calls: the nodes, then room again for one frame per location left.

@@ -480,6 +480,40 @@ mod tests {
         assert_eq!(r.varint(), Err(WireError::InvalidVarint));
     }
 
+    /// `varint_in` reads every varint as prost does: each length from 1 to 10 bytes, followed
+    /// by bytes of every kind; and every invalid or cut varint fails alike.
+    #[test]
+    fn varint_in_reads_like_prost() {
+        let mut next = xorshift(7);
+        for len in 1..=10u32 {
+            for _ in 0..2_000 {
+                let bits = (7 * len).min(64);
+                let mut v = next() & if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+                // The top group non-zero, so the encoding is `len` bytes long.
+                v |= 1u64 << (7 * (len - 1)).min(63);
+                let mut buf = Vec::new();
+                varint_bytes(v, &mut buf);
+                assert_eq!(buf.len(), len as usize);
+                let tail = (next() % 12) as usize;
+                buf.extend((0..tail).map(|_| next() as u8));
+                assert_eq!(varint_in(&buf), Some((v, len as usize)), "{buf:02x?}");
+            }
+        }
+        for _ in 0..200_000 {
+            // Random bytes, high bits mostly set: long, cut and invalid varints.
+            let n = (next() % 14) as usize;
+            let buf: Vec<u8> = (0..n).map(|_| next() as u8 | if next() % 4 == 0 { 0 } else { 0x80 }).collect();
+            let want = prost::encoding::decode_varint(&mut &buf[..]).ok();
+            let got = varint_in(&buf);
+            assert_eq!(got.map(|(v, _)| v), want, "{buf:02x?}");
+            if let Some((_, len)) = got {
+                let mut rest = &buf[..];
+                prost::encoding::decode_varint(&mut rest).unwrap();
+                assert_eq!(len, n - rest.len(), "{buf:02x?}");
+            }
+        }
+    }
+
     fn varint_bytes(mut v: u64, out: &mut Vec<u8>) {
         while v >= 0x80 {
             out.push(v as u8 | 0x80);
