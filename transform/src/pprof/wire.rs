@@ -502,7 +502,7 @@ mod tests {
         for _ in 0..200_000 {
             // Random bytes, high bits mostly set: long, cut and invalid varints.
             let n = (next() % 14) as usize;
-            let buf: Vec<u8> = (0..n).map(|_| next() as u8 | if next() % 4 == 0 { 0 } else { 0x80 }).collect();
+            let buf: Vec<u8> = (0..n).map(|_| next() as u8 | if next().is_multiple_of(4) { 0 } else { 0x80 }).collect();
             let want = prost::encoding::decode_varint(&mut &buf[..]).ok();
             let got = varint_in(&buf);
             assert_eq!(got.map(|(v, _)| v), want, "{buf:02x?}");
