@@ -70,8 +70,17 @@ pub(crate) const LEN: u8 = 2;
 /// not a valid varint (over ten bytes, or a tenth byte carrying more than the top bit of a u64).
 #[inline(always)]
 fn varint_in(bytes: &[u8]) -> Option<(u64, usize)> {
-    let mut v: u64 = 0;
-    for i in 0..10 {
+    // One and two bytes first, straight: IDs, string indices, lengths and counts mostly are.
+    let b0 = *bytes.first()?;
+    if b0 < 0x80 {
+        return Some((b0 as u64, 1));
+    }
+    let b1 = *bytes.get(1)?;
+    let mut v = (b0 & 0x7f) as u64 | ((b1 & 0x7f) as u64) << 7;
+    if b1 < 0x80 {
+        return Some((v, 2));
+    }
+    for i in 2..10 {
         let b = *bytes.get(i)?;
         v |= ((b & 0x7f) as u64) << (7 * i);
         if b < 0x80 {
@@ -109,11 +118,18 @@ fn scalar_run<T>(run: &[u8], out: &mut [MaybeUninit<T>], f: &mut impl FnMut(u64)
 /// [`scalar_run`] for IDs (see [`Reader::repeated_ids_into`]) over `buf[start..end]`; `out`
 /// has room for eight values more than the run has bytes.
 #[inline(always)]
-fn ids_run(buf: &[u8], start: usize, end: usize, out: &mut [MaybeUninit<u32>], f: &mut impl FnMut(u64) -> u32) -> (usize, usize) {
+fn ids_run(
+    buf: &[u8],
+    start: usize,
+    end: usize,
+    out: &mut [MaybeUninit<u32>],
+    f: &mut impl FnMut(u64) -> u32,
+    windows: bool,
+) -> (usize, usize) {
     // Short stacks (a CPU profile's few frames of one byte each) are quicker one byte at a time.
     #[cfg(target_arch = "x86_64")]
-    if end - start >= 16 && std::is_x86_feature_detected!("ssse3") && std::is_x86_feature_detected!("popcnt") {
-        // SAFETY: SSSE3 and POPCNT are there.
+    if windows && end - start >= 16 {
+        // SAFETY: SSSE3 and POPCNT are there (`windows`: `Reader::windows`).
         let (i, n) = unsafe { windows::short_ids_ssse3(buf, start, end, out) };
         let (j, m) = scalar_run(&buf[start + i..end], &mut out[n..], f);
         return (i + j, n + m);
@@ -219,11 +235,18 @@ mod windows {
 pub(crate) struct Reader<'a> {
     pub buf: &'a [u8],
     pub pos: usize,
+    /// Whether the CPU has what the window decoder needs (SSSE3, POPCNT): asked once per
+    /// buffer, not once per stack.
+    windows: bool,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
+        #[cfg(target_arch = "x86_64")]
+        let windows = std::is_x86_feature_detected!("ssse3") && std::is_x86_feature_detected!("popcnt");
+        #[cfg(not(target_arch = "x86_64"))]
+        let windows = false;
+        Reader { buf, pos: 0, windows }
     }
 
     #[inline(always)]
@@ -233,13 +256,14 @@ impl<'a> Reader<'a> {
 
     #[inline(always)]
     pub fn varint(&mut self) -> Result<u64> {
-        let rest = self.buf.get(self.pos..).unwrap_or_default();
-        if let Some(&b) = rest.first() {
+        // One bound check for the one-byte varint (keys, lengths, most small fields).
+        if let Some(&b) = self.buf.get(self.pos) {
             if b < 0x80 {
                 self.pos += 1;
                 return Ok(b as u64);
             }
         }
+        let rest = self.buf.get(self.pos..).unwrap_or_default();
         let (v, n) = varint_in(rest).ok_or(WireError::InvalidVarint)?;
         self.pos += n;
         Ok(v)
@@ -332,7 +356,8 @@ impl<'a> Reader<'a> {
     /// byte-at-a-time loop pays for in mispredicted branches.
     #[inline(always)]
     pub fn repeated_ids_into(&mut self, wt: u8, out: &mut Vec<u32>, f: impl FnMut(u64) -> u32) -> Result<()> {
-        self.packed_with(wt, out, f, ids_run)
+        let windows = self.windows;
+        self.packed_with(wt, out, f, |buf, start, end, out, f| ids_run(buf, start, end, out, f, windows))
     }
 
     #[inline(always)]
@@ -664,11 +689,17 @@ mod tests {
         let ra = a.repeated(LEN, |v| va.push(v));
         let rb = b.repeated_into(LEN, &mut vb, |v| v);
         let rc = c.repeated_ids_into(LEN, &mut vc, id);
+        // And without the window decoder, as on a CPU without SSSE3.
+        let (mut d, mut vd) = (Reader::new(buf), Vec::new());
+        d.windows = false;
+        let rd = d.repeated_ids_into(LEN, &mut vd, id);
         assert_eq!((ra, a.pos), (rb, b.pos), "{buf:?}");
         assert_eq!((ra, a.pos), (rc, c.pos), "{buf:?}");
+        assert_eq!((ra, a.pos), (rd, d.pos), "{buf:?}");
         if ra.is_ok() {
             assert_eq!(va, vb, "{buf:?}");
             assert_eq!(va.iter().map(|&v| id(v)).collect::<Vec<_>>(), vc, "{buf:?}");
+            assert_eq!(vc, vd, "{buf:?}");
         }
     }
 
