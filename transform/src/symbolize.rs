@@ -106,8 +106,9 @@ pub fn pprof_name<'a>(name: &'a [u8], system_name: &'a [u8], mode: Demangle) -> 
     if mode == Demangle::None {
         return Cow::Borrowed(name);
     }
-    // demangleSingleFunction.
-    if !name.is_empty() && system_name != name {
+    // demangleSingleFunction. (Writers that set both point them at one string, as Go does: the
+    // same slice, equal without reading it.)
+    if !name.is_empty() && !std::ptr::eq(name, system_name) && system_name != name {
         return Cow::Borrowed(name);
     }
     // Every mangling `demangle` knows starts with `_` (`_R`, `_Z`, `_GLOBAL_`, or those after one
