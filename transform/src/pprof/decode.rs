@@ -932,14 +932,23 @@ fn validate(parsed: Parsed, pb: &[u8], decoded_bytes: usize, l: &Limits) -> Resu
         check_str(f.filename)?;
     }
     let locations = IdIndex::build(p.loc_id.iter().copied(), "location")?;
-    for (i, &mapping_id) in p.loc_mapping.iter().enumerate() {
-        if mapping_id != 0 && mappings.get(mapping_id).is_none() {
-            return Err(DecodeError::DanglingId { from: "location", what: "mapping", id: mapping_id });
-        }
-        let lines = &p.line_function[p.loc_line_start[i] as usize..p.loc_line_start[i + 1] as usize];
-        for &function_id in lines {
-            if function_id != 0 && functions.get(function_id).is_none() {
-                return Err(DecodeError::DanglingId { from: "location line", what: "function", id: function_id });
+    // Numbered 1 to n, as writers number them, a table's references are good when none is over
+    // n (0 is "none"): one pass over each array. Otherwise, or when one is over, location by
+    // location, which finds the first dangling reference in profile order.
+    let within = |ids: &[u64], index: &IdIndex| match index {
+        IdIndex::Dense(n) => ids.iter().fold(0, |m, &id| m.max(id)) <= *n as u64,
+        IdIndex::Sparse(_) => false,
+    };
+    if !(within(&p.loc_mapping, &mappings) && within(&p.line_function, &functions)) {
+        for (i, &mapping_id) in p.loc_mapping.iter().enumerate() {
+            if mapping_id != 0 && mappings.get(mapping_id).is_none() {
+                return Err(DecodeError::DanglingId { from: "location", what: "mapping", id: mapping_id });
+            }
+            let lines = &p.line_function[p.loc_line_start[i] as usize..p.loc_line_start[i + 1] as usize];
+            for &function_id in lines {
+                if function_id != 0 && functions.get(function_id).is_none() {
+                    return Err(DecodeError::DanglingId { from: "location line", what: "function", id: function_id });
+                }
             }
         }
     }
@@ -953,14 +962,7 @@ fn validate(parsed: Parsed, pb: &[u8], decoded_bytes: usize, l: &Limits) -> Resu
     match &locations {
         IdIndex::Dense(n) if p.wide_ids.is_empty() => {
             let n = *n as u32;
-            // Branch-free over the whole array; the error, if any, is found afterwards.
-            let mut bad = false;
-            for id in p.sample_locs.iter_mut() {
-                let pos = id.wrapping_sub(1);
-                bad |= pos >= n;
-                *id = pos;
-            }
-            if bad {
+            if ids_to_positions(&mut p.sample_locs, n) {
                 let pos = p.sample_locs.iter().position(|&pos| pos >= n).unwrap_or(0);
                 let id = p.sample_locs[pos].wrapping_add(1);
                 return Err(DecodeError::DanglingId { from: "sample", what: "location", id: id as u64 });
@@ -1015,6 +1017,33 @@ fn validate(parsed: Parsed, pb: &[u8], decoded_bytes: usize, l: &Limits) -> Resu
     p.mappings = mappings;
     p.decoded_bytes = decoded_bytes;
     Ok(p)
+}
+
+/// Dense location IDs (1 to `n`) to positions, in place: true when some ID is out of range (the
+/// caller finds which). Branch-free over the whole array, which on a production profile holds
+/// hundreds of thousands of IDs; with AVX2 where the CPU has it (eight at a time, not four).
+fn ids_to_positions(ids: &mut [u32], n: u32) -> bool {
+    #[inline(always)]
+    fn plain(ids: &mut [u32], n: u32) -> bool {
+        let mut bad = false;
+        for id in ids.iter_mut() {
+            let pos = id.wrapping_sub(1);
+            bad |= pos >= n;
+            *id = pos;
+        }
+        bad
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn avx2(ids: &mut [u32], n: u32) -> bool {
+        plain(ids, n)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { avx2(ids, n) };
+    }
+    plain(ids, n)
 }
 
 /// The first error among the samples, in profile order and, within a sample, in the order value
