@@ -179,40 +179,41 @@ mod windows {
     };
 
     /// Decodes `buf[start..end]` while its varints are of one or two bytes; stops before the
-    /// first longer one, or before a varint the run's end cuts, for the caller's scalar loop.
-    /// Returns (bytes read, values written). `out` has room for eight values more than the run
-    /// has bytes.
+    /// first longer one, or before the bytes too near the buffer's end for a whole load, for
+    /// the caller's scalar loop. Returns (bytes read,
+    /// values written). `out` has room for eight values more than the run has bytes.
+    ///
+    /// Each window is one 16-byte load starting a byte before it: that byte tells whether a
+    /// varint continues into the window (before the run's first window it is the last byte of
+    /// the run's length, which never continues), so no window waits on the one before.
     #[target_feature(enable = "ssse3,popcnt")]
     pub(super) fn short_ids_ssse3(buf: &[u8], start: usize, end: usize, out: &mut [MaybeUninit<u32>]) -> (usize, usize) {
         let len = end - start;
         assert!(end <= buf.len() && out.len() >= len + 8);
+        if start == 0 {
+            return (0, 0);
+        }
         let dst = out.as_mut_ptr() as *mut u32;
-        let (mut n, mut before, mut continued) = (0usize, 0u64, 0u32);
-        let (low, high) = (_mm_set1_epi16(0x7f), _mm_set1_epi16(0x7f00));
-        let mut at = 0;
-        while at < len {
-            let word = if start + at + 8 <= buf.len() {
-                u64::from_le_bytes(buf[start + at..start + at + 8].try_into().unwrap())
-            } else {
-                let mut last = [0u8; 8];
-                let rest = buf.len() - start - at;
-                last[..rest].copy_from_slice(&buf[start + at..]);
-                u64::from_le_bytes(last)
-            };
-            let x = _mm_cvtsi64_si128(word as i64);
+        let (low, high, zero) = (_mm_set1_epi16(0x7f), _mm_set1_epi16(0x7f00), _mm_setzero_si128());
+        // Whole windows whose load (sixteen bytes from the byte before) stays in the buffer.
+        let load_end = buf.len() + 1 - start;
+        let (mut at, mut n) = (0, 0);
+        // The last window may be short: the bytes past the run's end are loaded, and left out.
+        while at < len && at + 16 <= load_end {
             let valid = if len - at >= 8 { 0xff } else { (1u32 << (len - at)) - 1 };
-            let cont = _mm_movemask_epi8(x) as u32 & valid;
+            // SAFETY: `start + at - 1 + 16 <= buf.len()` (`load_end`), and `start >= 1`.
+            let x = unsafe { _mm_loadu_si128(buf.as_ptr().add(start + at - 1) as *const __m128i) };
+            let high_bits = _mm_movemask_epi8(x) as u32;
+            let (continued, cont) = (high_bits & 1, (high_bits >> 1) & valid);
             if cont & ((cont << 1) | continued) != 0 {
                 // A varint of three bytes or more.
                 return (at - continued as usize, n);
             }
             let ends = !cont & valid;
-            let x = _mm_or_si128(_mm_slli_si128(x, 1), _mm_cvtsi64_si128(before as i64));
             // SAFETY: the row has sixteen bytes.
             let shuffle = unsafe { _mm_loadu_si128(SHUFFLE[(ends | continued << 8) as usize].as_ptr() as *const __m128i) };
             let w = _mm_shuffle_epi8(x, shuffle);
             let v = _mm_or_si128(_mm_and_si128(w, low), _mm_srli_epi16(_mm_and_si128(w, high), 1));
-            let zero = _mm_setzero_si128();
             // SAFETY: `n` values so far ended before `at`, so `n <= at < len`, and `out` has
             // room for `len + 8`.
             unsafe {
@@ -220,14 +221,12 @@ mod windows {
                 _mm_storeu_si128(dst.add(n + 4) as *mut __m128i, _mm_unpackhi_epi16(v, zero));
             }
             n += ends.count_ones() as usize;
-            continued = (cont >> 7) & 1;
-            before = word >> 56;
-            at += 8;
+            at = (at + 8).min(len);
         }
-        // A last byte that continues starts a varint the run's end cuts (a longer one was
-        // caught above): the caller reads it, and fails as prost does.
-        let last_continues = len > 0 && buf[end - 1] >= 0x80;
-        (len - last_continues as usize, n)
+        // A varint that the last window's last byte starts is the caller's to read (and, at the
+        // run's end, to refuse as prost does).
+        let cut = at > 0 && buf[start + at - 1] >= 0x80;
+        (at - cut as usize, n)
     }
 }
 
