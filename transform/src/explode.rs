@@ -485,9 +485,11 @@ fn add(to: &mut [i64], v: &[i64]) {
 /// often enough to be a quarter of the walk on a production heap profile.
 #[inline(always)]
 fn count_cum_branchless<const K: usize>(cum: &mut [i64; K], seen: &mut u32, stamp: u32, v: &[i64; K]) {
-    let add_v = std::hint::select_unpredictable(*seen != stamp, v, &[0; K]);
+    // The values themselves are selected (not a reference to them or to zeros): a load whose
+    // address waited on the comparison made every frame's add wait on two loads in a row.
+    let add_v = std::hint::select_unpredictable(*seen != stamp, *v, [0; K]);
     *seen = stamp;
-    for (a, &x) in cum.iter_mut().zip(add_v) {
+    for (a, x) in cum.iter_mut().zip(add_v) {
         *a = a.wrapping_add(x);
     }
 }
