@@ -180,8 +180,8 @@ mod windows {
 
     /// Decodes `buf[start..end]` while its varints are of one or two bytes; stops before the
     /// first longer one, or before the bytes too near the buffer's end for a whole load, for
-    /// the caller's scalar loop. Returns (bytes read,
-    /// values written). `out` has room for eight values more than the run has bytes.
+    /// the caller's scalar loop. Returns (bytes read, values written). `out` has room for eight
+    /// values more than the run has bytes.
     ///
     /// Each window is one 16-byte load starting a byte before it: that byte tells whether a
     /// varint continues into the window (before the run's first window it is the last byte of
