@@ -84,7 +84,7 @@ fn explode_names_functions_like_pprof_in_its_other_modes() {
     for mode in ["templates", "full"] {
         let dir = names.join("modes").join(mode);
         let pairs = oracle_pairs_in(&dir, &names);
-        assert_eq!(pairs.len(), 5, "{mode}: expected the oracles of the 5 naming profiles");
+        assert_eq!(pairs.len(), 6, "{mode}: expected the oracles of the 6 naming profiles");
         // Ours → pprof's, for the listed names.
         let differs = std::fs::read(dir.join("real-symbols.differs.tsv")).unwrap_or_default();
         let renames: std::collections::HashMap<Vec<u8>, Vec<u8>> = differs
