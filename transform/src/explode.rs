@@ -747,6 +747,19 @@ pub fn explode_with(profile: &Profile, opts: ExplodeOptions, frames_wanted: &dyn
 
 fn explode_inner(profile: &Profile, opts: ExplodeOptions, frames_wanted: Option<&dyn Fn(u64) -> bool>) -> Exploded {
     let k = profile.sample_type.len();
+    if profile.sample_count() == 0 {
+        // Nothing to count and no rows to name (a mutex or block profile with profiling off, an
+        // idle CPU profile: a fleet sends many). Only the facts, without building the name,
+        // location and stack tables, which were most of such a profile's cost.
+        return Exploded {
+            facts: facts(profile, vec![0; k]),
+            names: Names::default(),
+            flat: Vec::new(),
+            cum: Vec::new(),
+            stacks: Stacks { k, frame_start: vec![0], ..Stacks::default() },
+            inline_marks: Vec::new(),
+        };
+    }
     let n_funcs = profile.function.len();
     let mut names = Interner::with_capacity(n_funcs + 8);
 
@@ -869,7 +882,6 @@ fn explode_inner(profile: &Profile, opts: ExplodeOptions, frames_wanted: Option<
         4 => walk.run::<4>(profile),
         _ => walk.run::<0>(profile),
     }
-    let n_samples = profile.sample_count();
     let Walk { flat, cum, totals, table, marks, loc_one, .. } = walk;
     let StackTable { mut stacks, first_sample, .. } = table;
     if let (Some(wanted), true) = (frames_wanted, opts.stacks) {
@@ -889,7 +901,15 @@ fn explode_inner(profile: &Profile, opts: ExplodeOptions, frames_wanted: Option<
         });
     }
 
-    let facts = ProfileFacts {
+    let inline_marks = marks.finish();
+    // The record may wait in a batch for seconds: no doubling slack.
+    stacks.shrink_to_fit();
+    Exploded { facts: facts(profile, totals), names: names.names, flat, cum, stacks, inline_marks }
+}
+
+/// The profile-level facts, with the walk's `totals`.
+fn facts(profile: &Profile, totals: Vec<i64>) -> ProfileFacts {
+    ProfileFacts {
         time_nanos: profile.time_nanos(),
         duration_nanos: profile.duration_nanos(),
         period_type: profile.period_type(),
@@ -897,14 +917,10 @@ fn explode_inner(profile: &Profile, opts: ExplodeOptions, frames_wanted: Option<
         sample_types: profile.sample_types(),
         default_sample_type: profile.default_sample_type_index(),
         totals,
-        sample_count: n_samples as u64,
+        sample_count: profile.sample_count() as u64,
         label_keys: profile.label_keys(),
         decoded_bytes: profile.decoded_bytes as u64,
-    };
-    let inline_marks = marks.finish();
-    // The record may wait in a batch for seconds: no doubling slack.
-    stacks.shrink_to_fit();
-    Exploded { facts, names: names.names, flat, cum, stacks, inline_marks }
+    }
 }
 
 #[cfg(test)]

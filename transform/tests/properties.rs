@@ -60,6 +60,11 @@ fn gen() -> impl Strategy<Value = Gen> {
 }
 
 fn encode(g: &Gen) -> Bytes {
+    encode_with(g, true)
+}
+
+/// The profile of `g`, with or without its samples (its tables and sample types either way).
+fn encode_with(g: &Gen, with_samples: bool) -> Bytes {
     let mut strings: Vec<String> = vec!["".into(), "cpu".into(), "nanoseconds".into(), "samples".into(), "count".into(), "/bin/app".into()];
     let mut sid = |s: &str| -> i64 {
         if let Some(i) = strings.iter().position(|x| x == s) {
@@ -85,6 +90,7 @@ fn encode(g: &Gen) -> Bytes {
     let sample = g
         .samples
         .iter()
+        .filter(|_| with_samples)
         .map(|(stack, values)| proto::Sample {
             location_id: stack.iter().map(|&l| loc_id(g.ids, l)).collect(),
             value: values.clone(),
@@ -187,6 +193,24 @@ proptest! {
         let plain = explode(&profile, ExplodeOptions { stacks: true, inline_marks: false, ..Default::default() });
         prop_assert_eq!((&plain.flat, &plain.cum), (&ex.flat, &ex.cum));
         prop_assert!(plain.stacks.iter().eq(ex.stacks.iter()), "stacks differ with the inline marks on");
+    }
+
+    /// A profile without samples (a mutex profile with profiling off) has its facts, zero
+    /// totals, and no rows, names or stacks, whatever its tables hold.
+    #[test]
+    fn no_samples_only_facts(g in gen(), stacks in any::<bool>(), inline_marks in any::<bool>()) {
+        let full = explode(&decode_protobuf(encode(&g)).unwrap(), ExplodeOptions::default());
+        let profile = decode_protobuf(encode_with(&g, false)).unwrap();
+        let opts = ExplodeOptions { stacks, inline_marks, ..Default::default() };
+        for ex in [explode(&profile, opts), explode_with(&profile, opts, &|_| true)] {
+            prop_assert_eq!(ex.facts.sample_count, 0);
+            prop_assert_eq!(&ex.facts.totals, &vec![0; g.k()]);
+            prop_assert_eq!(&ex.facts.sample_types, &full.facts.sample_types);
+            prop_assert_eq!(ex.facts.default_sample_type, full.facts.default_sample_type);
+            prop_assert_eq!(&ex.facts.period_type, &full.facts.period_type);
+            prop_assert!(ex.all_rows().is_empty());
+            prop_assert!(ex.names.is_empty() && ex.stacks.is_empty() && ex.stacks.iter().next().is_none());
+        }
     }
 
     /// Stacks whose frames are not wanted keep their hash and values; nothing else changes.

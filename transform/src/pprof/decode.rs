@@ -1128,8 +1128,15 @@ impl Profile {
         &self.buf[start as usize..end as usize]
     }
 
+    /// The string at `index`, invalid UTF-8 replaced. Valid strings (nearly all) are checked
+    /// and copied; `from_utf8_lossy` alone walks them chunk by chunk first, three times the
+    /// instructions for the short type and unit names every profile carries.
     fn string_lossy(&self, index: i64) -> String {
-        String::from_utf8_lossy(self.str(index)).into_owned()
+        let s = self.str(index);
+        match std::str::from_utf8(s) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(s).into_owned(),
+        }
     }
 
     /// The sample types, in profile order.
