@@ -33,6 +33,13 @@ if [ -f "$order" ] && command -v nm >/dev/null; then
   echo "start-up symbols packed: $have of $(grep -vc '^#' "$order") in src/startup.order are in the binary"
 fi
 echo "floor: /bin/true $(time_runs /bin/true) us, $bin --version $(time_runs "$bin" --version) us"
+# Page faults of one run: a stale start-up order shows here first (76 for `top` on
+# go-workload-threadcreate when the order was rewritten; 104 with the order of a build one
+# session older, 148 unpacked): rerun tests/benches/startup-order.sh when it climbs.
+if command -v perf >/dev/null && perf stat -o /dev/null true 2>/dev/null; then
+  faults() { perf stat -x, -e page-faults -r 5 "$@" 2>&1 >/dev/null | awk -F, '/page-faults/ {print $1}'; }
+  echo "page faults: /bin/true $(faults /bin/true), top $(basename "${files[0]}") $(faults "$bin" top "${files[0]}")"
+fi
 for f in "${files[@]}"; do
   ours=$(time_runs "$bin" top "$f")
   theirs=$(time_runs go tool pprof -top "$f")
