@@ -756,7 +756,7 @@ fn explode_inner(profile: &Profile, opts: ExplodeOptions, frames_wanted: Option<
             names: Names::default(),
             flat: Vec::new(),
             cum: Vec::new(),
-            stacks: Stacks { k, frame_start: vec![0], ..Stacks::default() },
+            stacks: Stacks::with_capacity(k, 0, 0),
             inline_marks: Vec::new(),
         };
     }
