@@ -635,10 +635,17 @@ mod tests {
 
     /// `varint_fields` reads a message as `message` does, or leaves it to it: random messages
     /// of varint fields, with other wire types, multi-byte keys, tag 0, tags over `N`, long
-    /// varints and cuts among them.
+    /// varints and cuts among them; for each `N` decoding uses.
     #[test]
     fn varint_fields_read_like_message() {
-        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+        reads_like_message::<3>(0x9e37_79b9_7f4a_7c15);
+        reads_like_message::<4>(0x2545_f491_4f6c_dd1d);
+        reads_like_message::<5>(0x5851_f42d_4c95_7f2d);
+    }
+
+    fn reads_like_message<const N: usize>(seed: u64) {
+        let n = N as u64;
+        let mut next = xorshift(seed);
         let (mut fast, mut plain_only) = (0, 0);
         for _ in 0..20_000 {
             let mut body = Vec::new();
@@ -646,18 +653,18 @@ mod tests {
             // fast path reads first, the others in any order.
             let ordered = next().is_multiple_of(2);
             let mut next_tag = 1;
-            for _ in 0..next() % 6 {
+            for _ in 0..next() % (n + 2) {
                 let roll = next() % 20;
                 let tag = match roll {
                     0 => 0,
-                    1 => 5,
+                    1 => n + 1,
                     2 => 17,
                     _ if ordered => {
                         let tag = next_tag + next() % 2;
                         next_tag = tag + 1;
                         tag
                     }
-                    _ => 1 + next() % 4,
+                    _ => 1 + next() % n,
                 };
                 let wt = if roll == 3 { [1, 2, 5][(next() % 3) as usize] } else { 0 };
                 varint_bytes(tag << 3 | wt, &mut body);
@@ -680,12 +687,12 @@ mod tests {
             buf.extend_from_slice(&body);
             buf.extend_from_slice(&[0x08, 0x01]);
             let mut a = Reader::new(&buf);
-            let got = a.varint_fields::<4>(LEN, 5);
+            let got = a.varint_fields::<N>(LEN, 5);
             let mut b = Reader::new(&buf);
-            let mut want = [0u64; 4];
+            let mut want = [0u64; N];
             let plain = b.message(LEN, 5, |r, tag, wt, depth| {
                 match tag {
-                    1..=4 => want[tag as usize - 1] = r.scalar(wt)?,
+                    t if (1..=N as u32).contains(&t) => want[t as usize - 1] = r.scalar(wt)?,
                     _ => r.skip(wt, tag, depth)?,
                 }
                 Ok(())
