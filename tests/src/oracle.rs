@@ -107,3 +107,26 @@ pub fn parse_ours(data: &[u8]) -> Rows {
     }
     rows
 }
+
+/// `pprofhouse explode --format tsv` of `profile` with more `args`: its rows. Panics when it
+/// fails.
+pub fn explode_rows(profile: &Path, args: &[&str]) -> Rows {
+    let out = std::process::Command::new(crate::paths::pprofhouse_bin())
+        .args(["explode", "--format", "tsv"])
+        .args(args)
+        .arg(profile)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}: {}", profile.display(), String::from_utf8_lossy(&out.stderr));
+    parse_ours(&out.stdout)
+}
+
+/// `None` when `got` equals `want`; else a few of the rows only one of them has.
+pub fn row_differences(want: &Rows, got: &Rows) -> Option<String> {
+    if want == got {
+        return None;
+    }
+    let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(3).collect();
+    let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).take(3).collect();
+    Some(format!("missing {missing:?} extra {extra:?}"))
+}

@@ -8,13 +8,6 @@ fn bin() -> Command {
     Command::new(pprofhouse_tests::paths::pprofhouse_bin())
 }
 
-/// `explode --format tsv` of `prof` with `args`: its rows.
-fn explode_rows(prof: &std::path::Path, args: &[&str]) -> Rows {
-    let out = bin().args(["explode", "--format", "tsv"]).args(args).arg(prof).output().unwrap();
-    assert!(out.status.success(), "{}: {}", prof.display(), String::from_utf8_lossy(&out.stderr));
-    parse_ours(&out.stdout)
-}
-
 /// Runs `explode` over every profile with an oracle in `pairs`; the mismatches.
 fn oracle_mismatches(pairs: &[(std::path::PathBuf, std::path::PathBuf)]) -> Vec<String> {
     oracle_mismatches_with(pairs, &[], |rows| rows)
@@ -30,10 +23,8 @@ fn oracle_mismatches_with(
     for (prof, oracle) in pairs {
         let want = parse_oracle(&std::fs::read(oracle).unwrap());
         let got = adjust(explode_rows(prof, args));
-        if want != got {
-            let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(3).collect();
-            let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).take(3).collect();
-            failures.push(format!("{}: missing {missing:?} extra {extra:?}", prof.display()));
+        if let Some(diff) = row_differences(&want, &got) {
+            failures.push(format!("{}: {diff}", prof.display()));
         }
     }
     failures

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pprofhouse_tests::oracle::{parse_oracle, parse_ours, Rows};
-use pprofhouse_tests::paths::{fixtures, pprofhouse_bin};
+use pprofhouse_tests::oracle::{explode_rows, parse_oracle, row_differences, Rows};
+use pprofhouse_tests::paths::fixtures;
 
 /// One profile: a name, the package whose test binary makes it, the binary's arguments
 /// (`{out}` is the profile's path), and whether it may come out without samples (contention
@@ -75,13 +75,11 @@ const RUNS: &[Run] = &[
     },
 ];
 
-fn go_output(args: &[&str], dir: Option<&Path>) -> Vec<u8> {
-    let mut cmd = Command::new("go");
-    cmd.args(args);
-    if let Some(d) = dir {
-        cmd.current_dir(d);
-    }
-    let out = cmd.output().expect("`go` must be on PATH (`make test` puts it there; or PATH=\"$(infra/local/tools):$PATH\")");
+fn go_output(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("go")
+        .args(args)
+        .output()
+        .expect("`go` must be on PATH (`make test` puts it there; or PATH=\"$(infra/local/tools):$PATH\")");
     assert!(out.status.success(), "go {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
@@ -89,21 +87,21 @@ fn go_output(args: &[&str], dir: Option<&Path>) -> Vec<u8> {
 /// Runs every [`RUNS`] entry (one test binary per package, built once) into `dir`; the
 /// profiles' paths by name.
 fn make_profiles(dir: &Path) -> BTreeMap<&'static str, PathBuf> {
-    let goroot = String::from_utf8(go_output(&["env", "GOROOT"], None)).unwrap();
+    let goroot = String::from_utf8(go_output(&["env", "GOROOT"])).unwrap();
     let src = PathBuf::from(goroot.trim()).join("src");
     let mut binaries: BTreeMap<&str, PathBuf> = BTreeMap::new();
     let mut profiles = BTreeMap::new();
     for run in RUNS {
         let bin = binaries.entry(run.pkg).or_insert_with(|| {
             let bin = dir.join(format!("{}.test", run.pkg.replace('/', "_")));
-            go_output(&["test", "-c", "-o", bin.to_str().unwrap(), run.pkg], None);
+            go_output(&["test", "-c", "-o", bin.to_str().unwrap(), run.pkg]);
             bin
         });
         let out = dir.join(format!("{}.pb.gz", run.name));
         let args: Vec<String> = run.args.iter().map(|a| a.replace("{out}", out.to_str().unwrap())).collect();
         // In the package's folder, where its benchmarks find their testdata.
-        let status = Command::new(&*bin).args(&args).current_dir(src.join(run.pkg)).output().unwrap();
-        assert!(status.status.success(), "{} {args:?}: {}", run.name, String::from_utf8_lossy(&status.stdout));
+        let ran = Command::new(&*bin).args(&args).current_dir(src.join(run.pkg)).output().unwrap();
+        assert!(ran.status.success(), "{} {args:?}: {}", run.name, String::from_utf8_lossy(&ran.stdout));
         assert!(out.exists(), "{} wrote no profile", run.name);
         profiles.insert(run.name, out);
     }
@@ -117,12 +115,6 @@ fn oracle_rows(profile: &Path) -> Rows {
     parse_oracle(&out.stdout)
 }
 
-fn explode_rows(profile: &Path) -> Rows {
-    let out = Command::new(pprofhouse_bin()).args(["explode", "--format", "tsv"]).arg(profile).output().unwrap();
-    assert!(out.status.success(), "{}: {}", profile.display(), String::from_utf8_lossy(&out.stderr));
-    parse_ours(&out.stdout)
-}
-
 #[test]
 fn explode_matches_pprof_on_fresh_stdlib_profiles() {
     let dir = tempfile::tempdir().unwrap();
@@ -132,14 +124,12 @@ fn explode_matches_pprof_on_fresh_stdlib_profiles() {
     for run in RUNS {
         let profile = &profiles[run.name];
         let want = oracle_rows(profile);
-        let got = explode_rows(profile);
+        let got = explode_rows(profile, &[]);
         if want.is_empty() && !run.may_be_empty {
             failures.push(format!("{}: pprof reports no rows (no samples?)", run.name));
         }
-        if want != got {
-            let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(3).collect();
-            let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).take(3).collect();
-            failures.push(format!("{}: missing {missing:?} extra {extra:?}", run.name));
+        if let Some(diff) = row_differences(&want, &got) {
+            failures.push(format!("{}: {diff}", run.name));
         }
         rows += want.len();
     }

@@ -423,15 +423,9 @@ impl<'a> Reader<'a> {
         macro_rules! in_order {
             ($j:literal) => {
                 if $j < N && at < end && msg[at] == ($j + 1) << 3 {
-                    let b = *msg.get(at + 1)?;
-                    if b < 0x80 {
-                        fields[$j] = b as u64;
-                        at += 2;
-                    } else {
-                        let (v, n) = varint_in(&msg[at + 1..])?;
-                        fields[$j] = v;
-                        at += 1 + n;
-                    }
+                    let (v, n) = varint_in(&msg[at + 1..])?;
+                    fields[$j] = v;
+                    at += 1 + n;
                 }
             };
         }
@@ -649,8 +643,8 @@ mod tests {
         let (mut fast, mut plain_only) = (0, 0);
         for _ in 0..20_000 {
             let mut body = Vec::new();
-            // Half the messages in writers' order (ascending tags, some left out), which the
-            // fast path reads first, the others in any order.
+            // Half the messages in writers' order (ascending tags, some left out), which
+            // `varint_fields` reads through its in-order prefix, the others in any order.
             let ordered = next().is_multiple_of(2);
             let mut next_tag = 1;
             for _ in 0..next() % (n + 2) {
