@@ -45,13 +45,7 @@ pub fn go_pprof_top<S: AsRef<OsStr>>(files: &[S], sample_type: &str) -> Top {
         if !body {
             continue;
         }
-        let mut fields = line.split_whitespace();
-        let flat = fields.next().unwrap();
-        let cum = fields.nth(2).unwrap();
-        let mut rest = line.trim_start();
-        for _ in 0..5 {
-            rest = rest.trim_start_matches(|c: char| !c.is_whitespace()).trim_start();
-        }
+        let (flat, cum, rest) = split_top_line(line);
         let name = rest.strip_suffix(" (inline)").or_else(|| rest.strip_suffix(" (partial-inline)")).unwrap_or(rest);
         let num = |s: &str| -> i64 { s.trim_end_matches(unit).parse().unwrap_or_else(|_| panic!("{s} in {line}")) };
         let e = rows.entry(name.to_string()).or_default();
@@ -60,6 +54,25 @@ pub fn go_pprof_top<S: AsRef<OsStr>>(files: &[S], sample_type: &str) -> Top {
     }
     rows.retain(|_, v| *v != (0, 0));
     rows
+}
+
+/// One line of `go tool pprof -top`'s table: flat, cum and the name, as pprof's report writes
+/// it (`"%10s %s %s %10s %s  %s"`: five columns, then exactly two spaces, then the name). The
+/// name is what follows those two spaces, its own leading spaces included (a Node.js method may
+/// be called `"  x"`); splitting on whitespace would drop them.
+fn split_top_line(line: &str) -> (&str, &str, &str) {
+    let mut rest = line.trim_start();
+    let mut columns = [""; 5];
+    for (i, column) in columns.iter_mut().enumerate() {
+        let end = rest.find(' ').unwrap_or_else(|| panic!("pprof -top line {line:?}"));
+        *column = &rest[..end];
+        rest = &rest[end..];
+        if i < 4 {
+            rest = rest.trim_start_matches(' ');
+        }
+    }
+    let name = rest.strip_prefix("  ").unwrap_or_else(|| panic!("pprof -top line without two spaces before the name: {line:?}"));
+    (columns[0], columns[3], name)
 }
 
 /// Parses `function<TAB>flat<TAB>cum` lines (names unescaped only for `\\t`, `\\n`, `\\\\`).
@@ -84,4 +97,23 @@ pub fn pprofhouse_top(args: &[&str], env: &[(&str, String)]) -> Top {
         .unwrap();
     assert!(out.status.success(), "pprofhouse top {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     parse_top_tsv(&out.stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_top_line;
+
+    #[test]
+    fn top_lines_keep_the_names_own_spaces() {
+        // As `go tool pprof -top -unit=ns` prints them (report.go: "%10s %s %s %10s %s  %s%s\n").
+        assert_eq!(
+            split_top_line("         0     0%   100% 95250000ns  3.17%    leading and trailing  "),
+            ("0", "95250000ns", "  leading and trailing  ")
+        );
+        assert_eq!(
+            split_top_line("     1.07s 28.31% 28.31%      1.07s 28.31%  runtime.asyncPreempt"),
+            ("1.07s", "1.07s", "runtime.asyncPreempt")
+        );
+        assert_eq!(split_top_line("        12  0.40%  0.40%         12  0.40%  a (b) c (inline)"), ("12", "12", "a (b) c (inline)"));
+    }
 }

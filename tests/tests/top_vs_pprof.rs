@@ -3,11 +3,17 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use pprofhouse_tests::oracle::real_fixtures;
 use pprofhouse_tests::paths::{fixtures, pprofhouse_bin};
 use pprofhouse_tests::pprof::{go_pprof_top, pprofhouse_top};
 
 fn check(names: &[&str], sample_type: &str) {
     let files: Vec<PathBuf> = names.iter().map(|n| fixtures().join(n)).collect();
+    check_files(&files, sample_type);
+}
+
+fn check_files(files: &[PathBuf], sample_type: &str) {
+    let names: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
     let want = go_pprof_top(&files, sample_type);
     let mut args = vec!["--sample-type", sample_type];
     let paths: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
@@ -41,6 +47,16 @@ fn single_profiles_match_pprof() {
     ] {
         check(&[name], st);
     }
+}
+
+/// Names from a real Node.js profiler (`tests/fixtures/pprof/make-nodejs.sh`) that pprof's
+/// symbolizer rewrites, and one with spaces around it, which pprof prints as they are.
+#[test]
+fn node_names_match_pprof_spaces_included() {
+    let file = real_fixtures().join("nodejs-dd-names.pb.gz");
+    check_files(std::slice::from_ref(&file), "wall/nanoseconds");
+    let spaced = go_pprof_top(std::slice::from_ref(&file), "wall/nanoseconds");
+    assert!(spaced.contains_key("  leading and trailing  "), "{:?}", spaced.keys().collect::<Vec<_>>());
 }
 
 #[test]
