@@ -14,7 +14,7 @@ fn check(names: &[&str], sample_type: &str) {
 
 fn check_files(files: &[PathBuf], sample_type: &str) {
     let names: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    let want = go_pprof_top(&files, sample_type);
+    let want = go_pprof_top(files, sample_type);
     let mut args = vec!["--sample-type", sample_type];
     let paths: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     args.extend(paths.iter().map(String::as_str));
