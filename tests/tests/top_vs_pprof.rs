@@ -5,22 +5,23 @@ use std::process::Command;
 
 use pprofhouse_tests::oracle::real_fixtures;
 use pprofhouse_tests::paths::{fixtures, pprofhouse_bin};
-use pprofhouse_tests::pprof::{go_pprof_top, pprofhouse_top};
+use pprofhouse_tests::pprof::{go_pprof_top, pprofhouse_top, Top};
 
 fn check(names: &[&str], sample_type: &str) {
     let files: Vec<PathBuf> = names.iter().map(|n| fixtures().join(n)).collect();
     check_files(&files, sample_type);
 }
 
-fn check_files(files: &[PathBuf], sample_type: &str) {
-    let names: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
+/// `pprofhouse top` over `files` equals `go tool pprof -top`; returns pprof's rows.
+fn check_files(files: &[PathBuf], sample_type: &str) -> Top {
     let want = go_pprof_top(files, sample_type);
     let mut args = vec!["--sample-type", sample_type];
     let paths: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     args.extend(paths.iter().map(String::as_str));
     let got = pprofhouse_top(&args, &[]);
     assert!(!want.is_empty());
-    assert_eq!(got, want, "{names:?} {sample_type}");
+    assert_eq!(got, want, "{files:?} {sample_type}");
+    want
 }
 
 #[test]
@@ -54,8 +55,7 @@ fn single_profiles_match_pprof() {
 #[test]
 fn node_names_match_pprof_spaces_included() {
     let file = real_fixtures().join("nodejs-dd-names.pb.gz");
-    check_files(std::slice::from_ref(&file), "wall/nanoseconds");
-    let spaced = go_pprof_top(std::slice::from_ref(&file), "wall/nanoseconds");
+    let spaced = check_files(std::slice::from_ref(&file), "wall/nanoseconds");
     assert!(spaced.contains_key("  leading and trailing  "), "{:?}", spaced.keys().collect::<Vec<_>>());
 }
 
