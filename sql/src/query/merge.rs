@@ -56,8 +56,8 @@ struct StackRow {
 /// `type/unit` → [`SampleType`] (the unit is what follows the last `/`).
 pub fn sample_type(s: &str) -> SampleType {
     match s.rsplit_once('/') {
-        Some((t, u)) => SampleType { r#type: t.to_string(), unit: u.to_string() },
-        None => SampleType { r#type: s.to_string(), unit: String::new() },
+        Some((t, u)) => SampleType::new(t, u),
+        None => SampleType::new(s, ""),
     }
 }
 

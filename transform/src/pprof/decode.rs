@@ -7,6 +7,7 @@
 //! (dangling function and mapping references, which pprof silently turns into "no function"):
 //! a pipeline is better served by a clear error than by a profile quietly missing names.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::sync::Arc;
 
@@ -324,13 +325,67 @@ pub struct Profile {
     pub decoded_bytes: usize,
 }
 
-/// One sample type, e.g. `cpu/nanoseconds`.
+/// One sample type, e.g. `cpu/nanoseconds`. The names profilers use (`cpu`, `alloc_space`,
+/// `nanoseconds`, ...) are borrowed from a static table rather than copied: reading them is
+/// then no allocation, which was half of what explode did for a profile without samples.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SampleType {
     /// Type, e.g. `cpu`, `alloc_space`.
-    pub r#type: String,
+    pub r#type: Cow<'static, str>,
     /// Unit, e.g. `nanoseconds`, `bytes`, `count`.
-    pub unit: String,
+    pub unit: Cow<'static, str>,
+}
+
+impl SampleType {
+    /// A sample type from its two names.
+    pub fn new(r#type: impl Into<String>, unit: impl Into<String>) -> Self {
+        SampleType { r#type: Cow::Owned(r#type.into()), unit: Cow::Owned(unit.into()) }
+    }
+}
+
+/// The sample type and unit names of the profilers pprofhouse meets: Go's runtime
+/// (`runtime/pprof`), Node.js (`@datadog/pprof`, `pprof-nodejs`), Python (py-spy, Pyroscope),
+/// Java (async-profiler through Pyroscope and Datadog), .NET and Rust (pprof-rs). A name found
+/// here is borrowed; any other is copied.
+const WELL_KNOWN_NAMES: [&str; 34] = [
+    "",
+    "samples",
+    "sample",
+    "count",
+    "cpu",
+    "wall",
+    "nanoseconds",
+    "microseconds",
+    "milliseconds",
+    "seconds",
+    "bytes",
+    "objects",
+    "space",
+    "alloc_objects",
+    "alloc_space",
+    "inuse_objects",
+    "inuse_space",
+    "contentions",
+    "delay",
+    "goroutine",
+    "goroutines",
+    "threadcreate",
+    "alloc-samples",
+    "alloc-size",
+    "lock-count",
+    "lock-time",
+    "inuse-objects",
+    "inuse-space",
+    "exception",
+    "alloc_in_new_tlab_objects",
+    "alloc_in_new_tlab_bytes",
+    "lock_count",
+    "lock_time",
+    "itimer",
+];
+
+fn well_known_name(s: &[u8]) -> Option<&'static str> {
+    WELL_KNOWN_NAMES.iter().find(|name| name.as_bytes() == s).copied()
 }
 
 impl std::fmt::Display for SampleType {
@@ -346,6 +401,7 @@ impl std::fmt::Display for SampleType {
 pub struct DecodeBuffers {
     pb: Vec<u8>,
     strings: Vec<(u32, u32)>,
+    sample_type: Vec<ValueType>,
     mapping: Vec<Mapping>,
     function: Vec<Function>,
     loc_id: Vec<u64>,
@@ -366,6 +422,7 @@ impl DecodeBuffers {
         }
         cap(&self.pb)
             + cap(&self.strings)
+            + cap(&self.sample_type)
             + cap(&self.mapping)
             + cap(&self.function)
             + cap(&self.loc_id)
@@ -400,6 +457,7 @@ impl Profile {
             bufs.pb = pb.into();
         }
         bufs.strings = self.strings;
+        bufs.sample_type = self.sample_type;
         bufs.mapping = self.mapping;
         bufs.function = self.function;
         bufs.loc_id = self.loc_id;
@@ -660,7 +718,7 @@ fn parse(pb: &Bytes, l: &Limits, checked: bool, bufs: &mut DecodeBuffers) -> Res
     let mut p = Profile {
         buf: pb.clone(),
         strings: reuse(&mut bufs.strings),
-        sample_type: Vec::new(),
+        sample_type: reuse(&mut bufs.sample_type),
         period_type: None,
         drop_frames: 0,
         keep_frames: 0,
@@ -1139,9 +1197,21 @@ impl Profile {
         }
     }
 
+    /// A sample type's or unit's name: borrowed when it is a well-known one, else copied.
+    fn name(&self, index: i64) -> Cow<'static, str> {
+        match well_known_name(self.str(index)) {
+            Some(name) => Cow::Borrowed(name),
+            None => Cow::Owned(self.string_lossy(index)),
+        }
+    }
+
+    fn value_type(&self, vt: &ValueType) -> SampleType {
+        SampleType { r#type: self.name(vt.ty), unit: self.name(vt.unit) }
+    }
+
     /// The sample types, in profile order.
     pub fn sample_types(&self) -> Vec<SampleType> {
-        self.sample_type.iter().map(|vt| SampleType { r#type: self.string_lossy(vt.ty), unit: self.string_lossy(vt.unit) }).collect()
+        self.sample_type.iter().map(|vt| self.value_type(vt)).collect()
     }
 
     /// The sample type `go tool pprof` shows when none is asked for: `default_sample_type` when
@@ -1180,7 +1250,7 @@ impl Profile {
     }
     /// What the period measures.
     pub fn period_type(&self) -> Option<SampleType> {
-        self.period_type.map(|vt| SampleType { r#type: self.string_lossy(vt.ty), unit: self.string_lossy(vt.unit) })
+        self.period_type.map(|vt| self.value_type(&vt))
     }
     /// Number of samples.
     pub fn sample_count(&self) -> usize {
@@ -1196,5 +1266,49 @@ impl Profile {
         out.sort();
         out.dedup();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use bytes::Bytes;
+    use prost::Message;
+
+    use super::{decode, Limits, SampleType, WELL_KNOWN_NAMES};
+    use crate::pprof::proto;
+
+    /// Sample types read back as written: well-known names borrowed from the table, any other
+    /// name copied, invalid UTF-8 replaced; the period type likewise.
+    #[test]
+    fn sample_type_names_read_back_borrowed_or_copied() {
+        let strings: [&[u8]; 8] = [b"", b"cpu", b"nanoseconds", b"widgets_made", b"widgets", b"caf\xe9", b"count", b"main"];
+        let vt = |t, u| proto::ValueType { r#type: t, unit: u };
+        let p = proto::Profile {
+            sample_type: vec![vt(1, 2), vt(3, 4), vt(5, 6), vt(1, 0)],
+            period_type: Some(vt(3, 2)),
+            string_table: strings.iter().map(|s| Bytes::copy_from_slice(s)).collect(),
+            ..Default::default()
+        };
+        let profile = decode(p.encode_to_vec(), &Limits::default()).unwrap();
+        let types = profile.sample_types();
+        let shown: Vec<String> = types.iter().map(SampleType::to_string).collect();
+        assert_eq!(shown, ["cpu/nanoseconds", "widgets_made/widgets", "caf\u{fffd}/count", "cpu/"]);
+        let borrowed = |c: &Cow<'static, str>| matches!(c, Cow::Borrowed(_));
+        let kinds: Vec<(bool, bool)> = types.iter().map(|t| (borrowed(&t.r#type), borrowed(&t.unit))).collect();
+        assert_eq!(kinds, [(true, true), (false, false), (false, true), (true, true)]);
+        assert_eq!(profile.period_type(), Some(SampleType::new("widgets_made", "nanoseconds")));
+    }
+
+    /// Each well-known name is there once and is found as itself.
+    #[test]
+    fn well_known_names_are_distinct_and_found() {
+        for (i, name) in WELL_KNOWN_NAMES.iter().enumerate() {
+            assert_eq!(WELL_KNOWN_NAMES.iter().position(|n| n == name), Some(i), "{name:?} twice");
+            assert_eq!(super::well_known_name(name.as_bytes()), Some(*name));
+        }
+        assert_eq!(super::well_known_name(b"cpus"), None);
+        assert_eq!(super::well_known_name(b"cp"), None);
     }
 }

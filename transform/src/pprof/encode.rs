@@ -143,7 +143,7 @@ mod tests {
     use crate::{explode, ExplodeOptions};
 
     fn st(t: &str, u: &str) -> SampleType {
-        SampleType { r#type: t.into(), unit: u.into() }
+        SampleType::new(t, u)
     }
 
     #[test]
