@@ -78,8 +78,8 @@ pub struct Stacks {
     /// xxh3-64 of each stack: over the little-endian xxh3-64 hashes of the frame names, leaf
     /// first. Stable across processes and versions: the same frames always give the same hash.
     pub hash: Vec<u64>,
-    /// Stack `i`'s frames are `frames[frame_start[i]..frame_start[i + 1]]` (empty, not `[0]`,
-    /// when there are no stacks at all).
+    /// Stack `i`'s frames are `frames[frame_start[i]..frame_start[i + 1]]` (left empty, not `[0]`,
+    /// for a profile without samples).
     frame_start: Vec<u32>,
     /// Node ids (indexes into [`Exploded::names`]), leaf first, stack after stack.
     frames: Vec<u32>,
