@@ -378,15 +378,15 @@ fn cplusplus(name: &str, mode: Demangle) -> Option<String> {
     // and neither mode checks what follows the encoding.
     let name = name.split('.').next().unwrap_or(name);
     if let Some(special) = special_name(name, mode) {
-        return special.map(|s| decltype_nullptr(&s));
+        return special.map(decltype_nullptr);
     }
     let (sym, _tail) = cpp_demangle::BorrowedSymbol::with_tail(name.as_bytes()).ok()?;
     if mode == Demangle::Full {
-        return sym.demangle().ok().map(|s| template_args_as_go(&decltype_nullptr(&std_abbreviations(&cpp_printing_as_go(&s)))));
+        return sym.demangle().ok().map(|s| template_args_as_go(&decltype_nullptr(std_abbreviations(cpp_printing_as_go(s)))));
     }
     let opts = cpp_demangle::DemangleOptions::new().no_params().no_return_type();
-    let s = cpp_printing_as_go(&sym.demangle_with_options(&opts).ok()?);
-    let s = decltype_nullptr(&simplify_cplusplus(&std_abbreviations(&s), mode));
+    let s = cpp_printing_as_go(sym.demangle_with_options(&opts).ok()?);
+    let s = decltype_nullptr(simplify_cplusplus(&std_abbreviations(s), mode));
     Some(if mode == Demangle::Default { s } else { template_args_as_go(&s) })
 }
 
@@ -407,11 +407,14 @@ fn cplusplus(name: &str, mode: Demangle) -> Option<String> {
 /// prints `Derived-in-Base`).
 ///
 /// Text it cannot follow (brackets that do not pair) is left as it is.
-fn cpp_printing_as_go(s: &str) -> String {
+///
+/// Each rewrite first checks, in one cheap scan, for the text it needs (most names need none):
+/// the three together otherwise took a fifth of demangling a C++ name.
+fn cpp_printing_as_go(s: String) -> String {
     for prefix in ["typeinfo for ", "typeinfo name for "] {
         if let Some(ty) = s.strip_prefix(prefix) {
             // The type as a whole template argument.
-            let wrapped = cpp_printing_as_go(&format!("<{ty}>"));
+            let wrapped = cpp_printing_as_go(format!("<{ty}>"));
             return format!("{prefix}{}", &wrapped[1..wrapped.len() - 1]);
         }
     }
@@ -420,9 +423,33 @@ fn cpp_printing_as_go(s: &str) -> String {
             return format!("construction vtable for {base}-in-{derived}");
         }
     }
-    let s = qualifiers_after_nested_names(s);
-    let s = function_address_args(&s);
-    function_type_spaces(&s)
+    let s = if misplaced_qualifier(s.as_bytes()) { qualifiers_after_nested_names(&s) } else { s };
+    // Only an `&` right after `<` or `,` is rewritten.
+    let s = if s.contains('&') { function_address_args(&s) } else { s };
+    // Only a `(` inside a template argument list is: one after a `<`.
+    let function_type = matches!((s.find('<'), s.rfind('(')), (Some(lt), Some(paren)) if lt < paren);
+    if function_type {
+        function_type_spaces(&s)
+    } else {
+        s
+    }
+}
+
+/// Whether [`qualifiers_after_nested_names`] has anything to move: a `::` right after `&`, `*`,
+/// ` const` or ` volatile`.
+fn misplaced_qualifier(b: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(off) = b[at..].iter().position(|&c| c == b':') {
+        let colon = at + off;
+        if b.get(colon + 1) == Some(&b':') {
+            let before = &b[..colon];
+            if before.ends_with(b"&") || before.ends_with(b"*") || before.ends_with(b" const") || before.ends_with(b" volatile") {
+                return true;
+            }
+        }
+        at = colon + 1;
+    }
+    false
 }
 
 /// `A&::B` → `A::B&`, and the same for `&&`, `*`, ` const`, ` volatile` right after a type's
@@ -697,8 +724,12 @@ fn template_args_as_go(s: &str) -> String {
 
 /// The Go demangler prints `Dn` as `decltype(nullptr)`, `cpp_demangle` as `std::nullptr_t`
 /// (the standard's name for the same type, never mangled otherwise).
-fn decltype_nullptr(s: &str) -> String {
-    s.replace("std::nullptr_t", "decltype(nullptr)")
+fn decltype_nullptr(s: String) -> String {
+    if s.contains("std::nullptr_t") {
+        s.replace("std::nullptr_t", "decltype(nullptr)")
+    } else {
+        s
+    }
 }
 
 /// The standard abbreviations `Ss`, `Si`, `So`, `Sd` as the Go demangler (and c++filt) prints
@@ -709,13 +740,15 @@ fn decltype_nullptr(s: &str) -> String {
 /// templates modes print, the full forms come only from the abbreviations (the ABI requires
 /// them for those exact types); in full mode a template parameter standing for such a type also
 /// prints in full, where the Go demangler keeps it so: those names still differ.
-fn std_abbreviations(s: &str) -> String {
+fn std_abbreviations(s: String) -> String {
     const TRAITS: &str = "<char, std::char_traits<char> >";
     const STRING_ARGS: &str = "<char, std::char_traits<char>, std::allocator<char> >";
-    if !s.contains("std::") {
-        return s.to_string();
+    // Every text replaced below starts with one of these.
+    const STARTS: [&str; 4] = ["string::", "ostream::", "basic_istream<", "basic_iostream<"];
+    if !s.match_indices("std::").any(|(at, m)| STARTS.iter().any(|t| s[at + m.len()..].starts_with(t))) {
+        return s;
     }
-    let mut out = s.to_string();
+    let mut out = s;
     // Short in cpp_demangle, full in the Go demangler: constructors and destructors.
     for (short, base, args) in [("string", "basic_string", STRING_ARGS), ("ostream", "basic_ostream", TRAITS)] {
         for tilde in ["", "~"] {
@@ -793,7 +826,7 @@ fn special_name(name: &str, mode: Demangle) -> Option<Option<String>> {
     let printed = encoding.and_then(|e| {
         let mangled = format!("_Z{e}");
         let (sym, _) = cpp_demangle::BorrowedSymbol::with_tail(mangled.as_bytes()).ok()?;
-        sym.demangle().ok().map(|s| std_abbreviations(&s))
+        sym.demangle().ok().map(std_abbreviations)
     });
     Some(printed.map(|f| match mode {
         Demangle::Default => format!("{prefix}{}", remove_template_args(&f)),
@@ -806,7 +839,7 @@ fn special_name(name: &str, mode: Demangle) -> Option<Option<String>> {
 fn type_special(prefix: &str, ty: &str, mode: Demangle) -> Option<String> {
     let mangled = format!("_ZTI{ty}");
     let (sym, _) = cpp_demangle::BorrowedSymbol::with_tail(mangled.as_bytes()).ok()?;
-    let t = std_abbreviations(&sym.demangle().ok()?);
+    let t = std_abbreviations(sym.demangle().ok()?);
     let t = t.strip_prefix("typeinfo for ")?;
     Some(format!("{prefix}{}", if mode == Demangle::Default { remove_template_args(t) } else { template_args_as_go(t) }))
 }
@@ -854,6 +887,9 @@ fn simplify_cplusplus(s: &str, mode: Demangle) -> String {
 /// NoTemplateParams: removes template argument lists, leaving operator names (`operator<`,
 /// `operator<<=`, `operator->`, `operator<=>`, …) alone; `operator< <int>` → `operator<`.
 fn remove_template_args(s: &str) -> String {
+    if !s.contains('<') {
+        return s.to_string();
+    }
     let b = s.as_bytes();
     let mut out: Vec<u8> = Vec::with_capacity(b.len());
     let mut depth = 0usize;
@@ -1150,8 +1186,15 @@ mod tests {
         let many = named("", &format!("_Z1fPN1A1BE{}", "RNS0_1CE".repeat(20_000)), Demangle::Full);
         assert_eq!(many, format!("f(A::B*{})", ", A::B::C&".repeat(20_000)));
         // Text whose brackets do not pair is left alone.
-        assert_eq!(cpp_printing_as_go("A<&f(int, B<x>"), "A<&f(int, B<x>");
-        assert_eq!(cpp_printing_as_go("A<R(int>"), "A<R(int>");
+        assert_eq!(cpp_printing_as_go("A<&f(int, B<x>".into()), "A<&f(int, B<x>");
+        assert_eq!(cpp_printing_as_go("A<R(int>".into()), "A<R(int>");
+        // The scan that decides whether a qualifier needs moving at all.
+        for moved in ["A&::B", "A&&::B", "A*::B", "f<A const::B>", "A volatile::B", "x::y&::"] {
+            assert!(misplaced_qualifier(moved.as_bytes()), "{moved}");
+        }
+        for kept in ["", ":", "A::B", "A::B&", "A& ::B", "constant::x", "A const:B", "A const", "&:"] {
+            assert!(!misplaced_qualifier(kept.as_bytes()), "{kept}");
+        }
     }
 
     /// Names `cpp_demangle` prints otherwise than the Go demangler (found by comparing the two
