@@ -621,30 +621,23 @@ fn function_type_spaces(s: &str) -> String {
     let partner = bracket_partners(b);
     let mut out = String::with_capacity(s.len() + 8);
     let mut copied = 0;
-    // The first non-space byte of the template argument being read, per level of `<`.
-    let mut arg_start: Vec<usize> = Vec::new();
-    let mut brackets: Vec<u8> = Vec::new();
+    // The brackets open at each byte, each with (for a `<`) the first byte of the template
+    // argument being read. One stack for both, as a bracket may close one of another kind
+    // (`bracket_partners` pairs any with any): two stacks fell out of step on such text.
+    let mut open: Vec<(u8, usize)> = Vec::new();
     let mut last_brace = None;
     for (i, &c) in b.iter().enumerate() {
         let paired = partner[i] != UNPAIRED;
         match c {
-            b'<' if paired => {
-                brackets.push(c);
-                arg_start.push(i + 1);
-            }
-            b',' if brackets.last() == Some(&b'<') => {
-                if let Some(start) = arg_start.last_mut() {
+            b'<' if paired => open.push((c, i + 1)),
+            b',' => {
+                if let Some((b'<', start)) = open.last_mut() {
                     *start = i + 1;
                 }
             }
-            b'>' if paired => {
-                brackets.pop();
-                arg_start.pop();
-            }
             b'(' if paired => {
                 let after_type = i > 0 && (is_ident(b[i - 1]) || b[i - 1] == b'>');
-                if brackets.last() == Some(&b'<') && after_type {
-                    let start = arg_start.last_mut().expect("inside a template argument");
+                if let Some((b'<', start)) = open.last_mut().filter(|_| after_type) {
                     while b[*start] == b' ' {
                         *start += 1;
                     }
@@ -661,16 +654,16 @@ fn function_type_spaces(s: &str) -> String {
                         copied = i;
                     }
                 }
-                brackets.push(c);
+                open.push((c, 0));
             }
             b'[' | b'{' if paired => {
                 if c == b'{' {
                     last_brace = Some(i);
                 }
-                brackets.push(c);
+                open.push((c, 0));
             }
-            b')' | b']' | b'}' if paired => {
-                brackets.pop();
+            b'>' | b')' | b']' | b'}' if paired => {
+                open.pop();
             }
             _ => {}
         }
@@ -1188,6 +1181,15 @@ mod tests {
         // Text whose brackets do not pair is left alone.
         assert_eq!(cpp_printing_as_go("A<&f(int, B<x>".into()), "A<&f(int, B<x>");
         assert_eq!(cpp_printing_as_go("A<R(int>".into()), "A<R(int>");
+        // A bracket closed by one of another kind (here a literal's text holds a `(` that a
+        // `>` closes, found by `make fuzz-names`): the function-type rule used to lose track of
+        // which `<` was open and panic.
+        let odd = "_ZNSt10moneypunctIwL_ZSt10moneypunctIwLb(\u{b}\0\0\0EEC1EmEC1Em1Em";
+        assert_eq!(d(odd), "std::moneypunct::moneypunct");
+        assert!(t(odd).starts_with("std::moneypunct<wchar_t, std::moneypunct<wchar_t, (bool)("));
+        assert!(f(odd).ends_with("::moneypunct(unsigned long, E, unsigned long)"));
+        assert_eq!(function_type_spaces("A<R(>)"), "A<R(>)");
+        assert_eq!(function_type_spaces("A<(B<C(D)>)>"), "A<(B<C (D)>)>");
         // The scan that decides whether a qualifier needs moving at all.
         for moved in ["A&::B", "A&&::B", "A*::B", "f<A const::B>", "A volatile::B", "x::y&::"] {
             assert!(misplaced_qualifier(moved.as_bytes()), "{moved}");
