@@ -9,7 +9,8 @@
 //!   rust-lld): `src/startup.order` lists the code and data a one-shot run touches, and lld's
 //!   `--symbol-ordering-file` lays them out side by side. The kernel maps a file's pages 64 KB
 //!   around each fault, so start-up code spread over the 20 MB text segment took a fault per
-//!   window it touched (148 page faults for `top` on a small file; 85 packed).
+//!   window it touched (148 page faults for `top` on a small file; 85 packed; 98 in the fat-LTO
+//!   build, whose command functions have more inlined into them).
 //!   `tests/benches/startup-order.sh` writes the file; symbols the binary no longer has (the
 //!   hashes change with dependencies and toolchains) are skipped, so a stale file only packs less.
 //!   `make release` remaps the checkout's path (`--remap-path-prefix`): the `.llvm.` suffix of a
